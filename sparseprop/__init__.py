@@ -1,0 +1,17 @@
+"""sparseprop: exact event-based simulation of sparse spiking networks at O(log N) per spike.
+
+>>> import sparseprop as sp
+>>> net = sp.balanced_network(n=10_000, k=100)          # the SparseProp reference LIF network
+>>> res = sp.simulate(net, spikes=50_000)
+>>> res.mean_rate(), res.cv()
+"""
+from sparseprop._core._models import LIF, MODELS, QIF, NeuronModel, make_model
+from sparseprop.network import FixedOutDegree, Network, SparseConnectivity, balance_drive, balanced_network
+from sparseprop.results import NetworkState, SimulationResult, load_result
+from sparseprop.simulation import simulate
+
+__version__ = "0.1.0"
+
+__all__ = ["LIF", "QIF", "NeuronModel", "MODELS", "make_model", "Network", "FixedOutDegree",
+           "SparseConnectivity", "balanced_network", "balance_drive", "simulate", "SimulationResult",
+           "NetworkState", "load_result", "__version__"]

@@ -1,0 +1,235 @@
+# Neuron models: closed-form phase maps and PTCs for users and tests (NumPy, vectorised), and the
+# binding of a model to a network's drive that yields the C parameter structs of _models.pxd.
+#
+# Units: voltage normalised so that the LIF threshold is 1; time in units of the membrane time
+# constant tau; phases as in DESIGN.md section 2 (LIF: 0 at reset, 1 at threshold; QIF: theta in
+# (-pi, pi], spike at pi).
+cimport cython
+import numpy as np
+
+LIF_PARAMS_DTYPE = np.dtype([("scale", "f8"), ("fire", "f8"), ("reset", "f8"), ("free", "f8")])
+QIF_PARAMS_DTYPE = np.dtype([("omega", "f8"), ("inv_omega", "f8"), ("inv_sqrt_drive", "f8")])
+assert LIF_PARAMS_DTYPE.itemsize == sizeof(LIFParams)
+assert QIF_PARAMS_DTYPE.itemsize == sizeof(QIFParams)
+
+
+cdef class NeuronModel:
+    """Base class of the 1-D pulse-coupled neuron models (dV/dt = F(V) + I in units of tau)."""
+    name = None
+    phase_threshold = None
+    phase_reset = None
+
+    def suprathreshold(self, drive):
+        """Whether a neuron with this drive reaches threshold on its own (bool array)."""
+        raise NotImplementedError
+
+    def phase_velocity(self, drive):
+        """Phase advance per unit tau on the free orbit."""
+        raise NotImplementedError
+
+    def period(self, drive):
+        """Free period from reset to threshold, in units of tau."""
+        return (self.phase_threshold - self.phase_reset) / self.phase_velocity(drive)
+
+    def params(self):
+        """Model parameters as a plain dict (for metadata and to rebuild the model)."""
+        return {}
+
+    def _check_drive(self, drive):
+        pass
+
+    def bind(self, drive, Py_ssize_t n):
+        """Bind to a network of n neurons with this drive (scalar or (n,) array)."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.params() == other.params()
+
+    def __reduce__(self):
+        return (type(self), tuple(self.params().values()))
+
+
+@cython.final
+cdef class LIF(NeuronModel):
+    """Leaky integrate-and-fire neuron: dV/dt = -V + I, threshold 1, reset to ``v_reset``.
+
+    Parameters
+    ----------
+    v_reset : float
+        Reset voltage in units of the threshold (< 1). Default 0.
+
+    Notes
+    -----
+    On the free orbit (I > 1) the phase is phi = t/T in [0, 1) with period
+    T = ln((I - v_reset)/(I - 1)) tau, so V(phi) = I - (I - v_reset) exp(-phi T) and the phase
+    transition curve is g(phi, w) = -omega ln(exp(-phi/omega) - w/(I - v_reset)), omega = 1/T.
+    A neuron with I <= 1 relaxes to V = I and fires only when inputs lift it to threshold.
+    """
+    name = "lif"
+    phase_threshold = 1.0
+    phase_reset = 0.0
+    cdef readonly double v_reset
+
+    def __init__(self, double v_reset=0.0):
+        if not np.isfinite(v_reset) or v_reset >= 1.0:
+            raise ValueError(f"v_reset: must be finite and below the threshold 1, got {v_reset}")
+        self.v_reset = v_reset
+
+    def params(self):
+        return {"v_reset": self.v_reset}
+
+    def suprathreshold(self, drive):
+        return np.asarray(drive, dtype=np.float64) > 1.0
+
+    def _free_period(self, drive):
+        drive = np.asarray(drive, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(drive > 1.0, np.log((drive - self.v_reset) / (drive - 1.0)), np.inf)
+
+    def phase_velocity(self, drive):
+        return 1.0 / self._free_period(drive)
+
+    def voltage_from_phase(self, phi, drive):
+        return drive - (drive - self.v_reset) * np.exp(-np.asarray(phi) * self._free_period(drive))
+
+    def phase_from_voltage(self, v, drive):
+        return np.log((drive - self.v_reset) / (drive - np.asarray(v))) / self._free_period(drive)
+
+    def ptc(self, phi, w, drive):
+        omega = self.phase_velocity(drive)
+        return -omega * np.log(np.exp(-np.asarray(phi) / omega) - np.asarray(w) / (drive - self.v_reset))
+
+    def bind(self, drive, Py_ssize_t n):
+        drive = np.asarray(drive, dtype=np.float64)
+        shared = drive.ndim == 0
+        d = drive.reshape(1) if shared else drive
+        p = np.empty(d.shape[0], dtype=LIF_PARAMS_DTYPE)
+        supra = d > 1.0
+        p["scale"] = np.where(supra, 1.0 / np.where(supra, d - 1.0, 1.0), 1.0)
+        p["fire"] = np.where(supra, 1.0, d - 1.0)
+        p["reset"] = (d - self.v_reset) * p["scale"]
+        p["free"] = supra.astype(np.float64)
+        return BoundModel(self, drive, p, "phase" if shared else "time")
+
+
+@cython.final
+cdef class QIF(NeuronModel):
+    """Quadratic integrate-and-fire (theta) neuron: dV/dt = V**2 + I, I > 0.
+
+    Spikes at V = +inf and resets to -inf. Phase theta with V = sqrt(I) tan(theta/2) advances at
+    omega = 2 sqrt(I) per tau from -pi to pi; the PTC is g(theta, w) = 2 atan(tan(theta/2) + w/sqrt(I)).
+    """
+    name = "qif"
+    phase_threshold = np.pi
+    phase_reset = -np.pi
+
+    def __init__(self):
+        pass
+
+    def params(self):
+        return {}
+
+    def suprathreshold(self, drive):
+        return np.asarray(drive, dtype=np.float64) > 0.0
+
+    def _check_drive(self, drive):
+        if np.any(np.asarray(drive) <= 0.0):
+            raise ValueError("drive: the QIF model needs drive > 0 (excitable, fluctuation-driven "
+                             "QIF neurons are not supported yet)")
+
+    def phase_velocity(self, drive):
+        return 2.0 * np.sqrt(np.asarray(drive, dtype=np.float64))
+
+    def voltage_from_phase(self, phi, drive):
+        return np.sqrt(drive) * np.tan(0.5 * np.asarray(phi))
+
+    def phase_from_voltage(self, v, drive):
+        return 2.0 * np.arctan(np.asarray(v) / np.sqrt(drive))
+
+    def ptc(self, phi, w, drive):
+        return 2.0 * np.arctan(np.tan(0.5 * np.asarray(phi)) + np.asarray(w) / np.sqrt(drive))
+
+    def bind(self, drive, Py_ssize_t n):
+        self._check_drive(drive)
+        drive = np.asarray(drive, dtype=np.float64)
+        shared = drive.ndim == 0
+        d = drive.reshape(1) if shared else drive
+        p = np.empty(d.shape[0], dtype=QIF_PARAMS_DTYPE)
+        # Shared drive: the clock is the phase itself (omega = 1 per clock unit).
+        p["omega"] = 1.0 if shared else 2.0 * np.sqrt(d)
+        p["inv_omega"] = 1.0 / p["omega"]
+        p["inv_sqrt_drive"] = 1.0 / np.sqrt(d)
+        return BoundModel(self, drive, p, "phase" if shared else "time")
+
+
+MODELS = {"lif": LIF, "qif": QIF}
+
+
+def make_model(name, **params):
+    """Model instance from its registry name (``"lif"``, ``"qif"``) and parameters."""
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise ValueError(f"model: unknown model {name!r}; choose one of {sorted(MODELS)}") from None
+    return cls(**params)
+
+
+cdef class BoundModel:
+    """A model bound to a drive; converts between voltages/phases and the engine's states.
+
+    `clock` arguments are engine clocks (see _models.pxd): for LIF E = exp(t/tau) renormalised,
+    for QIF the phase (shared drive) or t/tau (per-neuron drive).
+    """
+    def __init__(self, model, drive, params, representation):
+        self.model = model
+        self.drive = drive
+        self.params = params
+        self.representation = representation
+        stride = 0 if params.shape[0] == 1 else 1
+        if isinstance(model, LIF):
+            self.lif.p = <const LIFParams*><size_t>params.ctypes.data
+            self.lif.stride = stride
+        else:
+            self.qif.p = <const QIFParams*><size_t>params.ctypes.data
+            self.qif.stride = stride
+            self.qif.tau_per_clock = (1.0 / (2.0 * np.sqrt(float(drive)))) if stride == 0 else 1.0
+
+    @property
+    def kind(self):
+        return self.model.name
+
+    @property
+    def initial_clock(self):
+        """Clock value at t = 0."""
+        return 1.0 if self.kind == "lif" else 0.0
+
+    def state_from_voltage(self, v, double clock):
+        v = np.asarray(v, dtype=np.float64)
+        d = self.drive
+        if self.kind == "lif":
+            return (d - v) * self.params["scale"] * clock
+        # remaining phase pi - theta = 2 atan2(sqrt(I), V): exact at V = -inf (2 pi) and near +inf
+        return clock + 2.0 * np.arctan2(np.sqrt(d), v) * self.params["inv_omega"]
+
+    def state_from_phase(self, phi, double clock):
+        phi = np.asarray(phi, dtype=np.float64)
+        if self.kind == "lif":
+            return self.params["reset"] * np.exp(-phi * self.model._free_period(self.drive)) * clock
+        return clock + (np.pi - phi) * self.params["inv_omega"]
+
+    def voltage_from_state(self, s, double clock):
+        s = np.asarray(s, dtype=np.float64)
+        d = self.drive
+        if self.kind == "lif":
+            return d - s / (self.params["scale"] * clock)
+        r = self.params["omega"] * (s - clock)
+        with np.errstate(divide="ignore"):
+            return np.sqrt(d) / np.tan(0.5 * r)
+
+    def free(self):
+        """Boolean array (or scalar): which neurons reach threshold on their own."""
+        return self.model.suprathreshold(self.drive)
