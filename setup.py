@@ -4,6 +4,7 @@ Build switches (environment variables):
   SPARSEPROP_DEBUG=1    bounds checks and assertions back on, -O0 -g
   SPARSEPROP_NATIVE=1   add -march=native (off by default: wheels must run anywhere)
   SPARSEPROP_HEAP_ARITY=d  arity of the indexed heap (default 4; used to measure 2 vs 4)
+  SPARSEPROP_DEFINE=A,B    extra C macros, e.g. SPARSEPROP_NO_HUGEPAGE (benchmarks/ab_build.py)
 """
 import os
 
@@ -14,6 +15,7 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("SPARSEPROP_DEBUG", "0") == "1"
 NATIVE = os.environ.get("SPARSEPROP_NATIVE", "0") == "1"
 ARITY = int(os.environ.get("SPARSEPROP_HEAP_ARITY", "4"))
+EXTRA_MACROS = [m for m in os.environ.get("SPARSEPROP_DEFINE", "").split(",") if m]  # for A/B builds
 
 directives = {
     "language_level": 3,
@@ -30,6 +32,7 @@ if NATIVE:
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("SPARSEPROP_HEAP_ARITY", str(ARITY))]
 if not DEBUG:
     macros.append(("CYTHON_WITHOUT_ASSERTIONS", "1"))
+macros += [(m, "1") for m in EXTRA_MACROS]
 
 
 def ext(name):

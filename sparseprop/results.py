@@ -16,10 +16,12 @@ class NetworkState:
     states : ndarray (n,)
         Per-neuron engine states at engine clock `clock`.
     clock : float
+        Engine clock of the last processed event (free flow changes no stored value, so the state
+        is valid for any time between that event and the next one).
     n_renorm : int
         Renormalisations of the clock so far (part of the time origin).
     t : float
-        Time of the last processed event, seconds.
+        End of the simulated window, seconds (a continued run starts here).
     n_spikes : int
         Spikes processed since t = 0.
     fingerprint : str
@@ -117,11 +119,10 @@ class SimulationResult:
         same = ids[1:] == ids[:-1]
         isi, owner = np.diff(t)[same], ids[1:][same]
         count = np.bincount(owner, minlength=self.n)
-        s1 = np.bincount(owner, isi, minlength=self.n)
-        s2 = np.bincount(owner, isi * isi, minlength=self.n)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s1 / count
-            var = np.maximum(s2 / count - mean * mean, 0.0) * count / np.maximum(count - 1, 1)
+            mean = np.bincount(owner, isi, minlength=self.n) / count
+            dev = isi - mean[owner]                       # two passes: no cancellation
+            var = np.bincount(owner, dev * dev, minlength=self.n) / np.maximum(count - 1, 1)
             cv = np.sqrt(var) / mean
         cv[count < 2] = np.nan
         return cv
@@ -132,12 +133,14 @@ class SimulationResult:
         return float(np.nanmean(cvs)) if np.any(np.isfinite(cvs)) else float("nan")
 
     def final_voltages(self):
-        """Membrane voltage of every neuron just after the last processed event (exact)."""
+        """Membrane voltage of every neuron at ``t_end`` (exact: computed from the phases)."""
         if self.network is None:
             raise ValueError("network: this result was loaded from disk; rebuild the network and "
                              "use network.model to convert final_state")
+        st = self.final_state
         bound = self.network.model.bind(self.network.drive, self.network.n)
-        return bound.voltage_from_state(self.final_state.states, self.final_state.clock)
+        clock = bound.clock_at(st.t / self.network.tau, st.n_renorm)
+        return bound.voltage_from_state(st.states, clock)
 
     def summary(self):
         """JSON-friendly summary of the run."""

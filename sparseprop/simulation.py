@@ -41,13 +41,15 @@ def _initial_states(network, bound, seed_ic, initial_phases, initial_voltages):
     rng = np.random.default_rng(v.seed("seed_ic", seed_ic))
     u = rng.random(network.n)
     phases = m.phase_reset + u * (m.phase_threshold - m.phase_reset)
-    states = bound.state_from_phase(np.where(supra, phases, m.phase_reset), bound.initial_clock)
-    if not np.all(supra):
-        # Fluctuation-driven neurons have no phase: start them at a uniform voltage below threshold.
-        v_low = getattr(m, "v_reset", 0.0)
-        volts = v_low + u * (1.0 - v_low)
-        states = np.where(supra, states, bound.state_from_voltage(volts, bound.initial_clock))
-    return states
+    if np.all(supra):
+        return bound.state_from_phase(phases, bound.initial_clock)
+    # Fluctuation-driven neurons have no phase: start them at a uniform voltage below threshold
+    # (the map from phases is evaluated on the suprathreshold ones only).
+    v_low = getattr(m, "v_reset", 0.0)
+    states = bound.state_from_voltage(v_low + u * (1.0 - v_low), bound.initial_clock)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        from_phase = bound.state_from_phase(np.where(supra, phases, m.phase_reset), bound.initial_clock)
+    return np.where(supra, from_phase, states)
 
 
 def _engine_kwargs(conn):
@@ -159,7 +161,9 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, initial_phases=None
     if record:
         times = times[:count] if count == times.shape[0] else times[:count].copy()
         ids = ids[:count] if count == ids.shape[0] else ids[:count].copy()
-    final = NetworkState(core.states(), core.clock, core.n_renorm, t_last, spikes_before + count,
+    # The engine clock stays at the last event (that is what makes continuation bit-exact); the
+    # state's time is the end of the simulated window.
+    final = NetworkState(core.states(), core.clock, core.n_renorm, t_end, spikes_before + count,
                          network.fingerprint())
     meta = {"network": network.describe(), "engine": engine, "representation": bound.representation,
             "seed_ic": seed_ic if state is None else None, "spikes_requested": spikes, "t_max": t_max,

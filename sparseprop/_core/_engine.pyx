@@ -15,18 +15,20 @@
 # target pushed to threshold gets key c and fires next (ties: smaller id first). Keys never drop
 # below the clock, so the top of the queue is always the next event.
 from libc.stdint cimport int64_t, uint64_t, uint32_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.math cimport INFINITY, isfinite
 
 import numpy as np
 
 from sparseprop._core._typedefs cimport id_t
-from sparseprop._core._heap cimport (Heap, heap_init, heap_free, heap_build, heap_update, heap_key,
-                                     heap_prefetch, prefetch)
-from sparseprop._core._rng cimport draw_targets, table_mask_for
-from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, model_t, model_input,
-                                       model_key, model_reset, model_elapsed, model_renorm_due,
-                                       model_renorm)
+from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap_build, heap_update,
+                                     heap_change_key, heap_key, heap_prefetch, prefetch)
+from sparseprop._core._rng cimport draw_targets
+from sparseprop._core._memory cimport big_alloc
+from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, model_t,
+                                       model_begin_spike, model_input, model_key, model_reset,
+                                       model_elapsed, model_renorm_due, model_renorm,
+                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node.
 cdef enum:
@@ -39,10 +41,7 @@ cpdef enum Status:
     STATUS_SILENT = 2    # no neuron will ever fire again
 
 
-ctypedef struct Slot:
-    double state
-    id_t pos
-    id_t _pad
+ctypedef HeapEntry Slot     # payload = the neuron's state, pos = its heap position
 
 
 ctypedef struct DenseQueue:
@@ -63,8 +62,7 @@ ctypedef struct Core:
     id_t k
     id_t* tbuf
     double* wbuf
-    id_t* table
-    uint32_t table_mask
+    uint64_t* seen
     const int64_t* indptr
     const id_t* indices
     const double* weights
@@ -74,16 +72,28 @@ ctypedef struct Core:
 
 cdef inline id_t queue_top(const queue_t* q, double* key) noexcept nogil:
     cdef Py_ssize_t i, best = 0
-    cdef double bk
+    cdef double bk, m0, m1, m2, m3
     if queue_t is Heap:
         key[0] = q.nodes[0].key
         return q.nodes[0].id
     else:
-        bk = q.keys[0]
-        for i in range(1, q.n):
-            if q.keys[i] < bk:      # strict: the smallest id wins ties
-                bk = q.keys[i]
-                best = i
+        # Minimum with four independent chains (no branch), then the first id holding it.
+        m0 = m1 = m2 = m3 = INFINITY
+        i = 0
+        while i + 4 <= q.n:
+            m0 = q.keys[i] if q.keys[i] < m0 else m0
+            m1 = q.keys[i + 1] if q.keys[i + 1] < m1 else m1
+            m2 = q.keys[i + 2] if q.keys[i + 2] < m2 else m2
+            m3 = q.keys[i + 3] if q.keys[i + 3] < m3 else m3
+            i += 4
+        while i < q.n:
+            m0 = q.keys[i] if q.keys[i] < m0 else m0
+            i += 1
+        m0 = m0 if m0 < m1 else m1
+        m2 = m2 if m2 < m3 else m3
+        bk = m0 if m0 < m2 else m2
+        while q.keys[best] != bk and best + 1 < q.n:
+            best += 1
         key[0] = bk
         return <id_t>best
 
@@ -113,7 +123,7 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e) noexcept nogil:
     """Rescale clock, states and keys exactly (power-of-two operation): order and bits preserved."""
     cdef Py_ssize_t i
     for i in range(e.n):
-        e.slots[i].state = model_renorm(m, e.slots[i].state)
+        e.slots[i].payload = model_renorm(m, e.slots[i].payload)
     if queue_t is Heap:
         for i in range(q.size):
             q.nodes[i].key = model_renorm(m, q.nodes[i].key)
@@ -124,14 +134,14 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e) noexcept nogil:
     e.n_renorm += 1
 
 
-cdef int run_loop(const model_t* m, queue_t* q, Core* e, double* times, id_t* ids,
+cdef int run_loop(model_t* m, queue_t* q, Core* e, double* times, id_t* ids,
                   Py_ssize_t max_spikes, double t_stop, double tau, Py_ssize_t* n_done) noexcept nogil:
-    cdef Py_ssize_t count = 0, nt, a
+    cdef Py_ssize_t count = 0, nt, a, p
     cdef int status = STATUS_COUNT
     cdef id_t j, i
     cdef const id_t* tg
     cdef const double* wp
-    cdef double key, t, s, clock
+    cdef double key, t, s, clock, old
     while count < max_spikes:
         j = queue_top(q, &key)
         if key == INFINITY:
@@ -143,17 +153,18 @@ cdef int run_loop(const model_t* m, queue_t* q, Core* e, double* times, id_t* id
             break
         clock = key
         e.clock = clock
+        model_begin_spike(m, clock)
         if times != NULL:
             times[count] = t
             ids[count] = j
         count += 1
 
         s = model_reset(m, j, clock)
-        e.slots[j].state = s
+        e.slots[j].payload = s
         queue_set(q, j, model_key(m, j, s, clock))
 
         if e.procedural:
-            draw_targets(e.seed, j, e.n, e.k, e.tbuf, e.table, e.table_mask)
+            draw_targets(e.seed, j, e.n, e.k, e.tbuf, e.seen)
             tg = e.tbuf
             wp = e.wbuf
             nt = e.k
@@ -174,11 +185,19 @@ cdef int run_loop(const model_t* m, queue_t* q, Core* e, double* times, id_t* id
             if a + PF_NODE < nt:
                 queue_prefetch(q, tg[a + PF_NODE])
             i = tg[a]
-            if queue_key(q, i) <= clock:
+            if queue_t is Heap:
+                p = e.slots[i].pos
+                old = q.nodes[p].key
+            else:
+                old = q.keys[i]
+            if old <= clock:
                 continue                    # committed to fire at this instant
-            s = model_input(m, i, e.slots[i].state, clock, wp[a])
-            e.slots[i].state = s
-            queue_set(q, i, model_key(m, i, s, clock))
+            s = model_input(m, i, e.slots[i].payload, clock, wp[a])
+            e.slots[i].payload = s
+            if queue_t is Heap:
+                heap_change_key(q, p, old, model_key(m, i, s, clock))
+            else:
+                q.keys[i] = model_key(m, i, s, clock)
 
         if model_renorm_due(m, e.clock):
             renormalise(m, q, e)
@@ -189,7 +208,7 @@ cdef int run_loop(const model_t* m, queue_t* q, Core* e, double* times, id_t* id
 cdef void compute_keys(const model_t* m, Core* e, double* keys) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(e.n):
-        keys[i] = model_key(m, i, e.slots[i].state, e.clock)
+        keys[i] = model_key(m, i, e.slots[i].payload, e.clock)
 
 
 cdef class Engine:
@@ -218,7 +237,7 @@ cdef class Engine:
         self.c.slots = NULL
         self.c.tbuf = NULL
         self.c.wbuf = NULL
-        self.c.table = NULL
+        self.c.seen = NULL
         self.heap._mem = NULL
         self.dense.keys = NULL
 
@@ -234,11 +253,11 @@ cdef class Engine:
         self.c.n = <id_t>n
         self.c.clock = clock
         self.c.n_renorm = n_renorm
-        self.c.slots = <Slot*>malloc(n * sizeof(Slot))
+        self.c.slots = <Slot*>big_alloc(n * sizeof(Slot))
         if self.c.slots == NULL:
             raise MemoryError(f"cannot allocate state for {n} neurons")
         for i in range(n):
-            self.c.slots[i].state = st[i]
+            self.c.slots[i].payload = st[i]
             self.c.slots[i].pos = 0
             self.c.slots[i]._pad = 0
         self.c.procedural = indptr is None
@@ -248,11 +267,10 @@ cdef class Engine:
         if self.c.procedural:
             self.c.seed = seed
             self.c.k = <id_t>k
-            self.c.table_mask = table_mask_for(k)
             self.c.tbuf = <id_t*>malloc(max(k, 1) * sizeof(id_t))
             self.c.wbuf = <double*>malloc(max(k, 1) * sizeof(double))
-            self.c.table = <id_t*>malloc((self.c.table_mask + 1) * sizeof(id_t))
-            if self.c.tbuf == NULL or self.c.wbuf == NULL or self.c.table == NULL:
+            self.c.seen = <uint64_t*>calloc((n + 63) // 64, sizeof(uint64_t))
+            if self.c.tbuf == NULL or self.c.wbuf == NULL or self.c.seen == NULL:
                 raise MemoryError("cannot allocate target buffers")
             for i in range(k):
                 self.c.wbuf[i] = weight
@@ -267,12 +285,14 @@ cdef class Engine:
 
         keys = np.empty(n, dtype=np.float64)
         cdef double[::1] kv = keys
-        if model.kind == "lif":
+        if model.code == MODEL_LIF:
             compute_keys(&model.lif, &self.c, &kv[0])
-        else:
+        elif model.code == MODEL_QIF_TIME:
             compute_keys(&model.qif, &self.c, &kv[0])
+        else:
+            compute_keys(&model.qifp, &self.c, &kv[0])
         if queue == "heap":
-            heap_init(&self.heap, n, &self.c.slots[0].pos, sizeof(Slot) // sizeof(id_t))
+            heap_init(&self.heap, n, self.c.slots)
             heap_build(&self.heap, &kv[0])
         else:
             self.dense.keys = <double*>malloc(n * sizeof(double))
@@ -286,7 +306,7 @@ cdef class Engine:
         free(self.c.slots)
         free(self.c.tbuf)
         free(self.c.wbuf)
-        free(self.c.table)
+        free(self.c.seen)
         free(self.dense.keys)
         if self.heap._mem != NULL:
             heap_free(&self.heap)
@@ -302,7 +322,7 @@ cdef class Engine:
         cdef id_t* ip = NULL
         cdef Py_ssize_t done = 0
         cdef int status
-        cdef bint lif = self.model.kind == "lif"
+        cdef int code = self.model.code
         cdef bint heap = self.queue == "heap"
         if max_spikes <= 0:
             return 0, STATUS_COUNT
@@ -312,14 +332,21 @@ cdef class Engine:
             tp = &times[offset]
             ip = &ids[offset]
         with nogil:
-            if lif and heap:
-                status = run_loop(&self.model.lif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
-            elif lif:
-                status = run_loop(&self.model.lif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
-            elif heap:
-                status = run_loop(&self.model.qif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+            if code == MODEL_LIF:
+                if heap:
+                    status = run_loop(&self.model.lif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                else:
+                    status = run_loop(&self.model.lif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+            elif code == MODEL_QIF_TIME:
+                if heap:
+                    status = run_loop(&self.model.qif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                else:
+                    status = run_loop(&self.model.qif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
             else:
-                status = run_loop(&self.model.qif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                if heap:
+                    status = run_loop(&self.model.qifp, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                else:
+                    status = run_loop(&self.model.qifp, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
         return done, status
 
     def states(self):
@@ -328,7 +355,7 @@ cdef class Engine:
         cdef double[::1] o = out
         cdef Py_ssize_t i
         for i in range(self.c.n):
-            o[i] = self.c.slots[i].state
+            o[i] = self.c.slots[i].payload
         return out
 
     def keys(self):
@@ -350,6 +377,8 @@ cdef class Engine:
 
     def elapsed(self, double clock, long long n_renorm):
         """Time since the origin in units of tau for an engine clock value."""
-        if self.model.kind == "lif":
+        if self.model.code == MODEL_LIF:
             return model_elapsed(&self.model.lif, clock, n_renorm)
-        return model_elapsed(&self.model.qif, clock, n_renorm)
+        if self.model.code == MODEL_QIF_TIME:
+            return model_elapsed(&self.model.qif, clock, n_renorm)
+        return model_elapsed(&self.model.qifp, clock, n_renorm)

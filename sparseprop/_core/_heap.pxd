@@ -4,9 +4,9 @@
 # - `nodes[p]` (p = 0 is the root) holds (key, id); the children of p are d*p+1 .. d*p+d.
 #   The allocation is offset by d-1 nodes so that every group of d siblings starts on a 64-byte
 #   boundary (one cache line for d = 4 and 16-byte nodes).
-# - `pos[id * pos_stride]` is the index p of id in `nodes`. The stride lets the position map live
-#   inside a caller's per-neuron struct (the engine keeps it next to the neuron's state, so one
-#   cache miss fetches both).
+# - `entries[id]` is a 16-byte record per id: a `payload` double that belongs to the caller (the engine
+#   keeps the neuron's state there) and `pos`, the index of id in `nodes`. Keeping both in one record
+#   means one cache miss fetches a neuron's state and its heap position.
 # - Order is lexicographic in (key, id): ties go to the smaller id, so the pop order is a total
 #   order that does not depend on the heap's layout (needed for bit-exact continuation).
 # - Past `size`, `pad` sentinel nodes (key +inf, id INT32_MAX) let sift-down compare all d children
@@ -30,21 +30,27 @@ ctypedef struct HeapNode:
     id_t _pad
 
 
+ctypedef struct HeapEntry:
+    double payload
+    id_t pos
+    id_t _pad
+
+
 ctypedef struct Heap:
     HeapNode* nodes
     void* _mem
-    id_t* pos
-    Py_ssize_t pos_stride
+    HeapEntry* entries
     Py_ssize_t size
 
 
-cdef int heap_init(Heap* h, Py_ssize_t n, id_t* pos, Py_ssize_t pos_stride) except -1 nogil
+cdef int heap_init(Heap* h, Py_ssize_t n, HeapEntry* entries) except -1 nogil
 cdef void heap_free(Heap* h) noexcept nogil
 cdef void heap_build(Heap* h, const double* keys) noexcept nogil
 
 
 cdef inline bint node_less(const HeapNode* a, const HeapNode* b) noexcept nogil:
-    return a.key < b.key or (a.key == b.key and a.id < b.id)
+    # bitwise, not short-circuit: no unpredictable branch in the sift loops
+    return (a.key < b.key) | ((a.key == b.key) & (a.id < b.id))
 
 
 cdef inline void heap_sift_up(Heap* h, Py_ssize_t p) noexcept nogil:
@@ -55,10 +61,10 @@ cdef inline void heap_sift_up(Heap* h, Py_ssize_t p) noexcept nogil:
         if not node_less(&moving, &h.nodes[parent]):
             break
         h.nodes[p] = h.nodes[parent]
-        h.pos[h.nodes[p].id * h.pos_stride] = <id_t>p
+        h.entries[h.nodes[p].id].pos = <id_t>p
         p = parent
     h.nodes[p] = moving
-    h.pos[moving.id * h.pos_stride] = <id_t>p
+    h.entries[moving.id].pos = <id_t>p
 
 
 cdef inline void heap_sift_down(Heap* h, Py_ssize_t p) noexcept nogil:
@@ -76,20 +82,18 @@ cdef inline void heap_sift_down(Heap* h, Py_ssize_t p) noexcept nogil:
         if not node_less(&h.nodes[best], &moving):
             break
         h.nodes[p] = h.nodes[best]
-        h.pos[h.nodes[p].id * h.pos_stride] = <id_t>p
+        h.entries[h.nodes[p].id].pos = <id_t>p
         p = best
     h.nodes[p] = moving
-    h.pos[moving.id * h.pos_stride] = <id_t>p
+    h.entries[moving.id].pos = <id_t>p
 
 
 cdef inline double heap_key(const Heap* h, id_t i) noexcept nogil:
-    return h.nodes[h.pos[i * h.pos_stride]].key
+    return h.nodes[h.entries[i].pos].key
 
 
-cdef inline void heap_update(Heap* h, id_t i, double key) noexcept nogil:
-    """Set the key of id i and restore the heap (sift up if it decreased, down otherwise)."""
-    cdef Py_ssize_t p = h.pos[i * h.pos_stride]
-    cdef double old = h.nodes[p].key
+cdef inline void heap_change_key(Heap* h, Py_ssize_t p, double old, double key) noexcept nogil:
+    """Set the key of the node at position p (whose key was `old`) and restore the heap."""
     h.nodes[p].key = key
     if key < old:
         heap_sift_up(h, p)
@@ -97,5 +101,17 @@ cdef inline void heap_update(Heap* h, id_t i, double key) noexcept nogil:
         heap_sift_down(h, p)
 
 
+cdef inline void heap_update(Heap* h, id_t i, double key) noexcept nogil:
+    """Set the key of id i and restore the heap (sift up if it decreased, down otherwise)."""
+    cdef Py_ssize_t p = h.entries[i].pos
+    heap_change_key(h, p, h.nodes[p].key, key)
+
+
 cdef inline void heap_prefetch(const Heap* h, id_t i) noexcept nogil:
-    prefetch(&h.nodes[h.pos[i * h.pos_stride]])
+    """Prefetch the node of id i and the group of its children (a sift-down visits them next)."""
+    cdef Py_ssize_t p = h.entries[i].pos
+    cdef Py_ssize_t c = HEAP_ARITY * p + 1
+    if c > h.size:
+        c = h.size                  # a leaf: point at the sentinel instead (valid memory)
+    prefetch(&h.nodes[p])
+    prefetch(&h.nodes[c])

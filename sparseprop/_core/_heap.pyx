@@ -1,27 +1,28 @@
 # Bodies of the indexed d-ary heap (see _heap.pxd for layout and invariants) and `IndexedHeap`,
 # a thin Python wrapper used by the tests and by anyone who wants the structure from Python.
 from libc.stdint cimport INT32_MAX, uintptr_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport INFINITY, isnan
 
 import numpy as np
 
+from sparseprop._core._memory cimport big_alloc
+
 cdef Py_ssize_t _CACHE_LINE = 64
 
 
-cdef int heap_init(Heap* h, Py_ssize_t n, id_t* pos, Py_ssize_t pos_stride) except -1 nogil:
-    """Allocate room for n ids; `pos` is the caller's position map (n * pos_stride id_t)."""
+cdef int heap_init(Heap* h, Py_ssize_t n, HeapEntry* entries) except -1 nogil:
+    """Allocate room for n ids; `entries` is the caller's per-id record array (n entries)."""
     # d-1 leading nodes shift each sibling group onto a cache-line boundary; d trailing sentinels.
     cdef Py_ssize_t total = n + 2 * HEAP_ARITY
     cdef Py_ssize_t i
-    h._mem = malloc(total * sizeof(HeapNode) + _CACHE_LINE)
+    h._mem = big_alloc(total * sizeof(HeapNode) + _CACHE_LINE)
     if h._mem == NULL:
         with gil:
             raise MemoryError(f"cannot allocate a heap of {n} nodes")
     cdef uintptr_t aligned = (<uintptr_t>h._mem + _CACHE_LINE - 1) & ~(<uintptr_t>_CACHE_LINE - 1)
     h.nodes = (<HeapNode*>aligned) + (HEAP_ARITY - 1)
-    h.pos = pos
-    h.pos_stride = pos_stride
+    h.entries = entries
     h.size = n
     for i in range(n, n + HEAP_ARITY + 1):
         h.nodes[i].key = INFINITY
@@ -44,7 +45,7 @@ cdef void heap_build(Heap* h, const double* keys) noexcept nogil:
         h.nodes[i].key = keys[i]
         h.nodes[i].id = <id_t>i
         h.nodes[i]._pad = 0
-        h.pos[i * h.pos_stride] = <id_t>i
+        h.entries[i].pos = <id_t>i
     if h.size > 1:
         for i in range((h.size - 2) // HEAP_ARITY, -1, -1):
             heap_sift_down(h, i)
@@ -64,7 +65,7 @@ cdef class IndexedHeap:
         Initial key of every id; ``+inf`` means "never" and is allowed, NaN is not.
     """
     cdef Heap _h
-    cdef id_t[::1] _pos
+    cdef HeapEntry* _entries
 
     def __cinit__(self, keys):
         keys = np.ascontiguousarray(keys, dtype=np.float64)
@@ -75,12 +76,15 @@ cdef class IndexedHeap:
         if np.isnan(keys).any():
             raise ValueError("keys: NaN is not a valid key")
         cdef double[::1] k = keys
-        self._pos = np.empty(keys.shape[0], dtype=np.int32)
-        heap_init(&self._h, keys.shape[0], &self._pos[0], 1)
+        self._entries = <HeapEntry*>calloc(keys.shape[0], sizeof(HeapEntry))
+        if self._entries == NULL:
+            raise MemoryError()
+        heap_init(&self._h, keys.shape[0], self._entries)
         heap_build(&self._h, &k[0])
 
     def __dealloc__(self):
         heap_free(&self._h)
+        free(self._entries)
 
     def __len__(self):
         return self._h.size
@@ -123,8 +127,8 @@ cdef class IndexedHeap:
             if not (0 <= i < h.size) or seen[i]:
                 raise AssertionError(f"node {p} holds invalid or duplicate id {i}")
             seen[i] = True
-            if h.pos[i * h.pos_stride] != p:
-                raise AssertionError(f"pos[{i}] = {h.pos[i * h.pos_stride]}, but id {i} sits at {p}")
+            if h.entries[i].pos != p:
+                raise AssertionError(f"pos[{i}] = {h.entries[i].pos}, but id {i} sits at {p}")
             if p > 0:
                 parent = (p - 1) // HEAP_ARITY
                 if node_less(&h.nodes[p], &h.nodes[parent]):

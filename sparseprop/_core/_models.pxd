@@ -4,9 +4,14 @@
 # which the neuron fires if nothing else happens (+inf: never on its own). Clock and key are the same
 # strictly increasing function of time, chosen per model so that free flow changes nothing stored:
 #   LIF  clock E = exp(t/tau)  (renormalised), s = (I - V) q E   -> an input is one multiply-add
-#   QIF  clock = phase (shared drive: phase-based) or t/tau (per-neuron drive: time-based);
-#        s = key = next spike clock; an input applies the theta-neuron PTC in remaining-phase form
+#   QIF, shared drive (phase-based): key = diamond angle of the half-phase of the next spike,
+#        unwrapped (4 per turn). The diamond angle is a rational, monotone function of a direction
+#        with bounded derivative in the angle, so an input is a complex rotation and one division:
+#        no transcendental function per target (one atan2 per spike gives the time).
+#   QIF, per-neuron drive (time-based): clock = t/tau, s = key = next spike time; an input applies
+#        the theta-neuron PTC in remaining-phase form (tan + atan2)
 # Interface (all nogil, noexcept, inlined per model by the fused type `model_t`):
+#   model_begin_spike(m, clock)             per-spike precomputation from the new clock
 #   model_input(m, i, s, clock, w) -> s'    state after an input of size w (voltage jump)
 #   model_key(m, i, s, clock)      -> key   next free firing clock; == clock if at/over threshold; +inf never
 #   model_reset(m, i, clock)       -> s     state right after a spike
@@ -15,7 +20,7 @@
 #     power-of-two operation (multiply by 2**-64 for LIF, subtract 4 for QIF), so precision never
 #     decays and a continued run is bit-identical to one long run.
 # Per-neuron parameters are an array of structs with stride 0 (shared) or 1 (one per neuron).
-from libc.math cimport log, tan, atan2, INFINITY
+from libc.math cimport log, tan, atan2, floor, fabs, INFINITY
 
 cdef extern from *:
     """
@@ -52,16 +57,83 @@ ctypedef struct QIFModel:
     double tau_per_clock  # 1/omega for the phase clock, 1 for the time clock
 
 
+ctypedef struct QIFPhaseModel:
+    double inv_sqrt_drive
+    double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
+    # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, and
+    # the key of the start of the clock's turn
+    double cx, cy, cp, cbase
+
+
 ctypedef fused model_t:
     LIFModel
     QIFModel
+    QIFPhaseModel
+
+
+cdef extern from *:
+    """
+    static const double sparseprop_quarter_cos[4] = {1.0, 0.0, -1.0, 0.0};
+    static const double sparseprop_quarter_sin[4] = {0.0, 1.0, 0.0, -1.0};
+    """
+    const double* QCOS "sparseprop_quarter_cos"
+    const double* QSIN "sparseprop_quarter_sin"
+
+
+cdef inline double diamond_angle(double x, double y) noexcept nogil:
+    """Diamond angle of the direction (x, y) in [0, 4): monotone in atan2(y, x) mod 2 pi."""
+    cdef int q = 2 * (y < 0.0) + ((x < 0.0) != (y < 0.0))
+    cdef double xr = QCOS[q] * x + QSIN[q] * y       # rotate back into the first quadrant
+    cdef double yr = QCOS[q] * y - QSIN[q] * x
+    return q + yr / (xr + yr)
+
+
+cdef inline double diamond_direction(double key, double* x, double* y) noexcept nogil:
+    """A direction (not normalised) with diamond angle key mod 4; returns key mod 4."""
+    cdef double p = key - 4.0 * floor(0.25 * key)
+    cdef int q = <int>p
+    cdef double f = p - q
+    x[0] = QCOS[q] * (1.0 - f) - QSIN[q] * f
+    y[0] = QSIN[q] * (1.0 - f) + QCOS[q] * f
+    return p
+
+
+cdef inline double diamond_to_angle(double key) noexcept nogil:
+    """Unwrapped angle (radians) of an unwrapped diamond key."""
+    cdef double x, y, a
+    cdef double p = diamond_direction(key, &x, &y)
+    a = atan2(y, x)
+    if a < 0.0:
+        a += 6.283185307179586
+    return 6.283185307179586 * floor(0.25 * key) + a
+
+
+cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
+    if model_t is QIFPhaseModel:
+        m.cp = diamond_direction(clock, &m.cx, &m.cy)
+        m.cbase = clock - m.cp
 
 
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
-    cdef double r, y
+    cdef double r, y, x0, y0, rx, ry, nx, ny, p
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
+    elif model_t is QIFPhaseModel:
+        diamond_direction(s, &x0, &y0)
+        rx = x0 * m.cx + y0 * m.cy                 # direction of the remaining half-phase r/2
+        ry = y0 * m.cx - x0 * m.cy
+        y = rx / ry + w * m.inv_sqrt_drive         # cot(r/2) = tan(theta/2), plus the jump
+        if not fabs(y) < 1e150:
+            return s                               # at (or within 1e-150 of) reset: no effect
+        nx = y * m.cx - m.cy                       # new direction = (y + i) * clock direction
+        ny = y * m.cy + m.cx
+        p = diamond_angle(nx, ny)
+        if p <= m.cp:
+            if p > m.cp - 2.0:
+                return clock                       # rounded onto the clock: fires now
+            p += 4.0                               # the next spike lies in the next turn
+        return m.cbase + p
     else:
         r = m.p[i * m.stride].omega * (s - clock)          # remaining phase to threshold, (0, 2 pi]
         y = 1.0 / tan(0.5 * r) + w * m.p[i * m.stride].inv_sqrt_drive   # tan(theta/2) after the jump
@@ -80,6 +152,8 @@ cdef inline double model_key(const model_t* m, Py_ssize_t i, double s, double cl
 cdef inline double model_reset(const model_t* m, Py_ssize_t i, double clock) noexcept nogil:
     if model_t is LIFModel:
         return m.p[i * m.stride].reset * clock
+    elif model_t is QIFPhaseModel:
+        return clock + 2.0                         # half a turn of the half-phase: one period
     else:
         return clock + 6.283185307179586 * m.p[i * m.stride].inv_omega
 
@@ -87,6 +161,9 @@ cdef inline double model_reset(const model_t* m, Py_ssize_t i, double clock) noe
 cdef inline double model_elapsed(const model_t* m, double clock, long long n_renorm) noexcept nogil:
     if model_t is LIFModel:
         return log(clock) + n_renorm * LIF_RENORM_LOG
+    elif model_t is QIFPhaseModel:
+        # theta = 2 * half-phase; one renormalisation removes a turn of the half-phase (4 pi)
+        return (2.0 * diamond_to_angle(clock) + n_renorm * 12.566370614359172) * m.tau_per_clock
     else:
         return (clock + n_renorm * QIF_RENORM_SHIFT) * m.tau_per_clock
 
@@ -105,11 +182,19 @@ cdef inline double model_renorm(const model_t* m, double x) noexcept nogil:
         return x - QIF_RENORM_SHIFT
 
 
+cdef enum:
+    MODEL_LIF = 0
+    MODEL_QIF_TIME = 1
+    MODEL_QIF_PHASE = 2
+
+
 cdef class BoundModel:
     """A model bound to the drive of a network: parameter arrays plus the C struct the engine uses."""
     cdef readonly object model
     cdef readonly object params          # numpy structured array owning the parameter memory
     cdef readonly str representation     # "phase" (shared phase velocity) or "time"
+    cdef readonly int code               # which struct the engine uses: MODEL_LIF, MODEL_QIF_TIME, ...
     cdef readonly object drive
     cdef LIFModel lif
     cdef QIFModel qif
+    cdef QIFPhaseModel qifp

@@ -159,14 +159,41 @@ cdef class QIF(NeuronModel):
         shared = drive.ndim == 0
         d = drive.reshape(1) if shared else drive
         p = np.empty(d.shape[0], dtype=QIF_PARAMS_DTYPE)
-        # Shared drive: the clock is the phase itself (omega = 1 per clock unit).
-        p["omega"] = 1.0 if shared else 2.0 * np.sqrt(d)
+        p["omega"] = 2.0 * np.sqrt(d)
         p["inv_omega"] = 1.0 / p["omega"]
         p["inv_sqrt_drive"] = 1.0 / np.sqrt(d)
         return BoundModel(self, drive, p, "phase" if shared else "time")
 
 
 MODELS = {"lif": LIF, "qif": QIF}
+
+_QCOS = np.array([1.0, 0.0, -1.0, 0.0])
+_QSIN = np.array([0.0, 1.0, 0.0, -1.0])
+_TWO_PI = 2.0 * np.pi
+
+
+def _key_from_half_angle(a):
+    """Unwrapped diamond key of half-phase angles a (NumPy twin of _models.pxd's diamond_angle)."""
+    a = np.asarray(a, dtype=np.float64)
+    turns = np.floor(a / _TWO_PI)
+    a0 = a - _TWO_PI * turns
+    x, y = np.cos(a0), np.sin(a0)
+    q = (2 * (y < 0) + ((x < 0) != (y < 0))).astype(np.intp)
+    xr = _QCOS[q] * x + _QSIN[q] * y
+    yr = _QCOS[q] * y - _QSIN[q] * x
+    return 4.0 * turns + q + yr / (xr + yr)
+
+
+def _half_angle_from_key(key):
+    """Inverse of _key_from_half_angle."""
+    key = np.asarray(key, dtype=np.float64)
+    turns = np.floor(0.25 * key)
+    p = key - 4.0 * turns
+    q = np.minimum(p.astype(np.intp), 3)
+    f = p - q
+    x = _QCOS[q] * (1.0 - f) - _QSIN[q] * f
+    y = _QSIN[q] * (1.0 - f) + _QCOS[q] * f
+    return _TWO_PI * turns + np.mod(np.arctan2(y, x), _TWO_PI)
 
 
 def make_model(name, **params):
@@ -191,12 +218,18 @@ cdef class BoundModel:
         self.representation = representation
         stride = 0 if params.shape[0] == 1 else 1
         if isinstance(model, LIF):
+            self.code = MODEL_LIF
             self.lif.p = <const LIFParams*><size_t>params.ctypes.data
             self.lif.stride = stride
-        else:
+        elif representation == "time":
+            self.code = MODEL_QIF_TIME
             self.qif.p = <const QIFParams*><size_t>params.ctypes.data
             self.qif.stride = stride
-            self.qif.tau_per_clock = (1.0 / (2.0 * np.sqrt(float(drive)))) if stride == 0 else 1.0
+            self.qif.tau_per_clock = 1.0
+        else:
+            self.code = MODEL_QIF_PHASE
+            self.qifp.inv_sqrt_drive = 1.0 / np.sqrt(float(drive))
+            self.qifp.tau_per_clock = 1.0 / (2.0 * np.sqrt(float(drive)))
 
     @property
     def kind(self):
@@ -212,6 +245,9 @@ cdef class BoundModel:
         d = self.drive
         if self.kind == "lif":
             return (d - v) * self.params["scale"] * clock
+        if self.code == MODEL_QIF_PHASE:
+            # half of the remaining phase, atan2(sqrt(I), V), ahead of the clock's half-phase
+            return _key_from_half_angle(_half_angle_from_key(clock) + np.arctan2(np.sqrt(d), v))
         # remaining phase pi - theta = 2 atan2(sqrt(I), V): exact at V = -inf (2 pi) and near +inf
         return clock + 2.0 * np.arctan2(np.sqrt(d), v) * self.params["inv_omega"]
 
@@ -219,6 +255,8 @@ cdef class BoundModel:
         phi = np.asarray(phi, dtype=np.float64)
         if self.kind == "lif":
             return self.params["reset"] * np.exp(-phi * self.model._free_period(self.drive)) * clock
+        if self.code == MODEL_QIF_PHASE:
+            return _key_from_half_angle(_half_angle_from_key(clock) + 0.5 * (np.pi - phi))
         return clock + (np.pi - phi) * self.params["inv_omega"]
 
     def voltage_from_state(self, s, double clock):
@@ -226,9 +264,21 @@ cdef class BoundModel:
         d = self.drive
         if self.kind == "lif":
             return d - s / (self.params["scale"] * clock)
+        if self.code == MODEL_QIF_PHASE:
+            with np.errstate(divide="ignore"):
+                return np.sqrt(d) / np.tan(_half_angle_from_key(s) - _half_angle_from_key(clock))
         r = self.params["omega"] * (s - clock)
         with np.errstate(divide="ignore"):
             return np.sqrt(d) / np.tan(0.5 * r)
+
+    def clock_at(self, double t_tau, long long n_renorm):
+        """Engine clock at time t_tau (units of tau) in the renormalisation epoch n_renorm."""
+        if self.code == MODEL_LIF:
+            return float(np.exp(t_tau - n_renorm * LIF_RENORM_LOG))
+        if self.code == MODEL_QIF_TIME:
+            return t_tau - n_renorm * QIF_RENORM_SHIFT
+        theta = t_tau / self.qifp.tau_per_clock - n_renorm * 4.0 * np.pi
+        return float(_key_from_half_angle(0.5 * theta))
 
     def free(self):
         """Boolean array (or scalar): which neurons reach threshold on their own."""

@@ -44,35 +44,23 @@ cdef inline uint64_t bounded(uint64_t* state, uint64_t n) noexcept nogil:
 
 
 cdef inline void draw_targets(uint64_t seed, id_t j, id_t n, id_t k, id_t* out,
-                              id_t* table, uint32_t table_mask) noexcept nogil:
+                              uint64_t* seen) noexcept nogil:
     """The k distinct targets of j among 0..n-1 without j, in draw order (the delivery order).
 
-    `table` is scratch of table_mask + 1 slots (a power of two >= 2k): an open-addressing set that
-    lives in L1 and is cleared here, so duplicates are rejected in O(1).
+    `seen` is a bitmap of n bits, all zero on entry and again on return: a duplicate draw (rare for
+    k << n) is the only data-dependent branch.
     """
     cdef uint64_t state = stream_init(seed, <uint64_t>j)
-    cdef uint32_t slot
+    cdef uint64_t bit
     cdef id_t r, m = 0
-    cdef uint32_t s
-    for s in range(table_mask + 1):
-        table[s] = -1
     while m < k:
         r = <id_t>bounded(&state, <uint64_t>(n - 1))
-        if r >= j:
-            r += 1
-        slot = (<uint32_t>r * <uint32_t>0x9E3779B1) & table_mask
-        while table[slot] != -1 and table[slot] != r:
-            slot = (slot + 1) & table_mask
-        if table[slot] == r:
+        r += r >= j
+        bit = (<uint64_t>1) << (r & 63)
+        if seen[r >> 6] & bit:
             continue
-        table[slot] = r
+        seen[r >> 6] |= bit
         out[m] = r
         m += 1
-
-
-cdef inline uint32_t table_mask_for(Py_ssize_t k) noexcept nogil:
-    """Mask of the smallest power-of-two scratch set (>= 16 slots) holding k ids at load <= 1/2."""
-    cdef uint32_t size = 16
-    while size < 2 * k:
-        size *= 2
-    return size - 1
+    for m in range(k):
+        seen[out[m] >> 6] = 0

@@ -1,7 +1,7 @@
 # Python access to the counter-based generator (see _rng.pxd): used by the network description to
 # list the targets of a neuron, and by tests.
 import numpy as np
-from libc.stdint cimport uint64_t, uint32_t
+from libc.stdint cimport uint64_t
 
 
 def fixed_out_degree_targets(uint64_t seed, Py_ssize_t j, Py_ssize_t n, Py_ssize_t k):
@@ -13,9 +13,8 @@ def fixed_out_degree_targets(uint64_t seed, Py_ssize_t j, Py_ssize_t n, Py_ssize
     if not (0 < k < n) or not (0 <= j < n):
         raise ValueError(f"need 0 < k < n and 0 <= j < n, got n={n}, k={k}, j={j}")
     out = np.empty(k, dtype=np.int32)
-    cdef uint32_t mask = table_mask_for(k)
-    table = np.empty(mask + 1, dtype=np.int32)
+    seen = np.zeros((n + 63) // 64, dtype=np.uint64)
     cdef id_t[::1] o = out
-    cdef id_t[::1] t = table
-    draw_targets(seed, <id_t>j, <id_t>n, <id_t>k, &o[0], &t[0], mask)
+    cdef uint64_t[::1] s = seen
+    draw_targets(seed, <id_t>j, <id_t>n, <id_t>k, &o[0], &s[0])
     return out

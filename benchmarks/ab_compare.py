@@ -1,0 +1,74 @@
+"""A/B comparison of two builds of sparseprop, interleaved in one run (the machines are noisy).
+
+Each variant is built from the current checkout into its own folder with different build
+environment variables, then the same workload runs alternately in fresh processes:
+
+    python benchmarks/ab_compare.py --a "" --b "SPARSEPROP_HEAP_ARITY=2" --n 1000000 --rounds 5
+    python benchmarks/ab_compare.py --a "" --b "SPARSEPROP_DEFINE=SPARSEPROP_NO_HUGEPAGE" --n 1000000
+
+Prints one JSON line: median ns per spike of A and B and the ratio B/A.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKLOAD = """
+import sys, sparseprop as sp
+n, k, model, spikes = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+net = sp.balanced_network(n=n, k=k, model=model)
+r = sp.simulate(net, spikes=min(max(n // 2, 1000), 200_000), progress=False)
+r = sp.simulate(net, spikes=spikes, state=r.final_state, progress=False)
+print(r.ns_per_spike)
+"""
+
+
+def build(env_assignments, dest):
+    env = dict(os.environ)
+    for item in env_assignments.split():
+        key, _, val = item.partition("=")
+        env[key] = val
+    src = os.path.join(dest, "src")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.so", "*.c",
+                                                             "tests", "benchmarks", "tables"))
+    subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return src
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--a", default="", help="build environment of variant A (KEY=VAL ...)")
+    ap.add_argument("--b", required=True, help="build environment of variant B")
+    ap.add_argument("--n", type=int, default=10**6)
+    ap.add_argument("--k", type=int, default=100)
+    ap.add_argument("--model", default="lif")
+    ap.add_argument("--spikes", type=int, default=300_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="sparseprop-ab-")
+    try:
+        paths = {"a": build(args.a, os.path.join(tmp, "a")), "b": build(args.b, os.path.join(tmp, "b"))}
+        samples = {"a": [], "b": []}
+        for _ in range(args.rounds):
+            for v in ("a", "b"):
+                out = subprocess.run([sys.executable, "-c", WORKLOAD, str(args.n), str(args.k), args.model,
+                                      str(args.spikes)], env={**os.environ, "PYTHONPATH": paths[v]},
+                                     check=True, capture_output=True, text=True).stdout
+                samples[v].append(float(out.strip().splitlines()[-1]))
+        a, b = statistics.median(samples["a"]), statistics.median(samples["b"])
+        print(json.dumps({"a": args.a, "b": args.b, "n": args.n, "k": args.k, "model": args.model,
+                          "ns_per_spike_a": a, "ns_per_spike_b": b, "ratio_b_over_a": b / a,
+                          "samples": samples}))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
