@@ -4,7 +4,8 @@ Build switches (environment variables):
   SPARSEPROP_DEBUG=1    bounds checks and assertions back on, -O0 -g
   SPARSEPROP_NATIVE=1   add -march=native (off by default: wheels must run anywhere)
   SPARSEPROP_HEAP_ARITY=d  arity of the indexed heap (default 4; used to measure 2 vs 4)
-  SPARSEPROP_DEFINE=A,B    extra C macros, e.g. SPARSEPROP_NO_HUGEPAGE (benchmarks/ab_build.py)
+  SPARSEPROP_DEFINE=A,B=2  extra C macros, e.g. SPARSEPROP_NO_HUGEPAGE, SPARSEPROP_PF_SLOT=24
+                           (for benchmarks/ab_compare.py)
 """
 import os
 
@@ -32,7 +33,7 @@ if NATIVE:
 macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("SPARSEPROP_HEAP_ARITY", str(ARITY))]
 if not DEBUG:
     macros.append(("CYTHON_WITHOUT_ASSERTIONS", "1"))
-macros += [(m, "1") for m in EXTRA_MACROS]
+macros += [tuple(m.split("=", 1)) if "=" in m else (m, "1") for m in EXTRA_MACROS]
 
 
 def ext(name):

@@ -30,10 +30,19 @@ from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseM
                                        model_elapsed, model_renorm_due, model_renorm,
                                        MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE)
 
-# Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node.
-cdef enum:
-    PF_SLOT = 16
-    PF_NODE = 8
+# Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
+# (build-time macros so that benchmarks/ab_compare.py can measure alternatives).
+cdef extern from *:
+    """
+    #ifndef SPARSEPROP_PF_SLOT
+    #define SPARSEPROP_PF_SLOT 16
+    #endif
+    #ifndef SPARSEPROP_PF_NODE
+    #define SPARSEPROP_PF_NODE 8
+    #endif
+    """
+    const Py_ssize_t PF_SLOT "SPARSEPROP_PF_SLOT"
+    const Py_ssize_t PF_NODE "SPARSEPROP_PF_NODE"
 
 cpdef enum Status:
     STATUS_COUNT = 0     # the requested number of spikes was processed
@@ -175,9 +184,9 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, double* times, id_t* ids,
 
         # Software pipeline over the targets' random memory: slots PF_SLOT ahead, heap nodes
         # PF_NODE ahead (their position comes from the slot fetched earlier).
-        for a in range(min(<Py_ssize_t>PF_SLOT, nt)):
+        for a in range(min(PF_SLOT, nt)):
             prefetch(&e.slots[tg[a]])
-        for a in range(min(<Py_ssize_t>PF_NODE, nt)):
+        for a in range(min(PF_NODE, nt)):
             queue_prefetch(q, tg[a])
         for a in range(nt):
             if a + PF_SLOT < nt:

@@ -90,7 +90,11 @@ cdef inline double diamond_angle(double x, double y) noexcept nogil:
 
 cdef inline double diamond_direction(double key, double* x, double* y) noexcept nogil:
     """A direction (not normalised) with diamond angle key mod 4; returns key mod 4."""
-    cdef double p = key - 4.0 * floor(0.25 * key)
+    return diamond_direction_from(key - 4.0 * floor(0.25 * key), x, y)
+
+
+cdef inline double diamond_direction_from(double p, double* x, double* y) noexcept nogil:
+    """Direction with diamond angle p in [0, 4) (x = 1 - f, y = f rotated by whole quarter turns)."""
     cdef int q = <int>p
     cdef double f = p - q
     x[0] = QCOS[q] * (1.0 - f) - QSIN[q] * f
@@ -120,7 +124,11 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
     elif model_t is QIFPhaseModel:
-        diamond_direction(s, &x0, &y0)
+        # s lies in (clock, clock + 2], so its angle within the clock's turn needs no floor()
+        p = s - m.cbase
+        if p >= 4.0:
+            p -= 4.0
+        diamond_direction_from(p, &x0, &y0)
         rx = x0 * m.cx + y0 * m.cy                 # direction of the remaining half-phase r/2
         ry = y0 * m.cx - x0 * m.cy
         y = rx / ry + w * m.inv_sqrt_drive         # cot(r/2) = tan(theta/2), plus the jump
