@@ -12,7 +12,8 @@ import pytest
 import sparseprop as sp
 from sparseprop.cli import main
 
-RUN = [sys.executable, "-m", "sparseprop.cli"]
+# Run from a temporary directory: `python -m` from the checkout would import the uncompiled sources.
+RUN = [sys.executable, "-c", "import sys; from sparseprop.cli import main; sys.exit(main())"]
 
 
 def test_run_json_fields_match_a_direct_simulation(capsys):
@@ -62,7 +63,7 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path):
     out = tmp_path / "partial.npz"
     proc = subprocess.Popen(RUN + ["run", "--n", "20000", "--k", "50", "--spikes", "2000000000",
                                    "--out", str(out), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     time.sleep(3.0)                       # import + start; the run itself would take hours
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
