@@ -79,6 +79,9 @@ def build_parser():
                                      "sparse spiking networks (SparseProp).")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    from sparseprop import tablegen
+
+    tablegen.add_subparser(sub)
     return parser
 
 

@@ -50,8 +50,8 @@ Evaluation outside the domain
 * phi > phi_th has no voltage: ``ValueError``; phi = phi_th gives v_spike.  NaN inputs: ``ValueError``.
 
 Accuracy: ``metadata["achieved"]`` records the errors measured by the generator on an independent
-check grid (reference T by adaptive Gauss-Kronrod quadrature): forward phase error
-|phase_table(V) - phase_ref(V)|, inverse (backward) error |phase_ref(V_table(phi)) - phi| and the
+check grid (reference T by adaptive Gauss-Legendre quadrature, spot-checked with QUADPACK): forward
+phase error |phase_table(V) - phase_ref(V)|, inverse (backward) error |phase_ref(V_table(phi)) - phi| and the
 round trips.  Near the threshold V(phi) is ill-conditioned (dV/dphi = (F + I)/omega is huge for the
 EIF), so the inverse map is accurate in the backward sense only; derivatives are reliable where
 phase < 1 - tol (away from the flat "fires now" zone).
@@ -582,7 +582,7 @@ class Table:
                 dT[below] = d
         if inside.any():
             t, d = self._fit_T(v[inside], derivative)
-            T[inside] = t
+            T[inside] = np.clip(t, 0.0, self.t_max)  # the fit's rounding never leaves [0, t_max]
             if derivative:
                 dT[inside] = d
         T = _shape(T, shape)
@@ -609,7 +609,7 @@ class Table:
                 dV[above] = d
         if inside.any():
             v, d = self._fit_V(T[inside], derivative)
-            V[inside] = v
+            V[inside] = np.clip(v, self.v_min, self.v_spike)  # never leaves the domain
             if derivative:
                 dV[inside] = d
         V = _shape(V, shape)
