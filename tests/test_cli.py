@@ -63,7 +63,10 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path):
     out = tmp_path / "partial.npz"
     proc = subprocess.Popen(RUN + ["run", "--n", "20000", "--k", "50", "--spikes", "2000000000",
                                    "--out", str(out), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            # as from a terminal: a runner started in the background (`make test &`)
+                            # would otherwise pass SIGINT down as ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(3.0)                       # import + start; the run itself would take hours
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
