@@ -67,9 +67,12 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path):
                             # as from a terminal: a runner started in the background (`make test &`)
                             # would otherwise pass SIGINT down as ignored
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(3.0)                       # import + start; the run itself would take hours
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        time.sleep(3.0)                   # import + start; the run itself would take hours
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()                       # never leave the child running if the test fails
     assert proc.returncode == 130, stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["interrupted"] is True and summary["stopped_by"] == "interrupt"
