@@ -5,6 +5,7 @@ environment variables, then the same workload runs alternately in fresh processe
 
     python benchmarks/ab_compare.py --a "" --b "SPARSEPROP_HEAP_ARITY=2" --n 1000000 --rounds 5
     python benchmarks/ab_compare.py --a "" --b "SPARSEPROP_DEFINE=SPARSEPROP_NO_HUGEPAGE" --n 1000000
+    python benchmarks/ab_compare.py --a-rev HEAD~3 --b "" --n 1000000     # A from an older commit
 
 Prints one JSON line: median ns per spike of A and B and the ratio B/A.
 """
@@ -28,14 +29,19 @@ print(r.ns_per_spike)
 """
 
 
-def build(env_assignments, dest):
+def build(env_assignments, dest, rev=None):
     env = dict(os.environ)
     for item in env_assignments.split():
         key, _, val = item.partition("=")
         env[key] = val
     src = os.path.join(dest, "src")
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.so", "*.c",
-                                                             "tests", "benchmarks", "tables"))
+    if rev:
+        os.makedirs(src)
+        archive = subprocess.run(["git", "-C", ROOT, "archive", rev], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+    else:
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.so", "*.c",
+                                                                 "tests", "benchmarks"))
     subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return src
@@ -44,6 +50,7 @@ def build(env_assignments, dest):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--a", default="", help="build environment of variant A (KEY=VAL ...)")
+    ap.add_argument("--a-rev", default=None, help="build variant A from this git revision")
     ap.add_argument("--b", required=True, help="build environment of variant B")
     ap.add_argument("--n", type=int, default=10**6)
     ap.add_argument("--k", type=int, default=100)
@@ -53,7 +60,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="sparseprop-ab-")
     try:
-        paths = {"a": build(args.a, os.path.join(tmp, "a")), "b": build(args.b, os.path.join(tmp, "b"))}
+        paths = {"a": build(args.a, os.path.join(tmp, "a"), args.a_rev),
+                 "b": build(args.b, os.path.join(tmp, "b"))}
         samples = {"a": [], "b": []}
         for _ in range(args.rounds):
             for v in ("a", "b"):
@@ -62,7 +70,7 @@ def main(argv=None):
                                      check=True, capture_output=True, text=True).stdout
                 samples[v].append(float(out.strip().splitlines()[-1]))
         a, b = statistics.median(samples["a"]), statistics.median(samples["b"])
-        print(json.dumps({"a": args.a, "b": args.b, "n": args.n, "k": args.k, "model": args.model,
+        print(json.dumps({"a": args.a, "a_rev": args.a_rev, "b": args.b, "n": args.n, "k": args.k, "model": args.model,
                           "ns_per_spike_a": a, "ns_per_spike_b": b, "ratio_b_over_a": b / a,
                           "samples": samples}))
     finally:

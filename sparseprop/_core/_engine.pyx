@@ -14,6 +14,13 @@
 # delivery order (a target whose key is already c is committed to fire now and ignores it); a
 # target pushed to threshold gets key c and fires next (ties: smaller id first). Keys never drop
 # below the clock, so the top of the queue is always the next event.
+#
+# Lazy increases (heap queue): an input that delays a neuron (the common, inhibitory case) only
+# writes its state; its heap entry keeps the old key, a lower bound. Decreases sift up at once.
+# Before a spike, a stale top (stored key < the key computed from its state) is fixed and sifted
+# down; once the top is exact it is the true minimum in (key, id) order, so the spike sequence is
+# the eager one, bit for bit (the dense queue, which is eager, checks this in the tests). An
+# inhibitory input thus touches one 16-byte record and no heap node.
 from libc.stdint cimport int64_t, uint64_t, uint32_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.math cimport INFINITY, isfinite
@@ -25,10 +32,10 @@ from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap
                                      heap_change_key, heap_key, heap_prefetch, prefetch)
 from sparseprop._core._rng cimport draw_targets
 from sparseprop._core._memory cimport big_alloc
-from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, model_t,
-                                       model_begin_spike, model_input, model_key, model_reset,
+from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel,
+                                       model_t, model_begin_spike, model_input, model_key, model_reset,
                                        model_elapsed, model_renorm_due, model_renorm,
-                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE)
+                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
 # (build-time macros so that benchmarks/ab_compare.py can measure alternatives).
@@ -40,9 +47,13 @@ cdef extern from *:
     #ifndef SPARSEPROP_PF_NODE
     #define SPARSEPROP_PF_NODE 8
     #endif
+    #ifndef SPARSEPROP_PF_ALL
+    #define SPARSEPROP_PF_ALL 0
+    #endif
     """
     const Py_ssize_t PF_SLOT "SPARSEPROP_PF_SLOT"
     const Py_ssize_t PF_NODE "SPARSEPROP_PF_NODE"
+    const bint PF_ALL "SPARSEPROP_PF_ALL"
 
 cpdef enum Status:
     STATUS_COUNT = 0     # the requested number of spikes was processed
@@ -150,9 +161,18 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, double* times, id_t* ids,
     cdef id_t j, i
     cdef const id_t* tg
     cdef const double* wp
-    cdef double key, t, s, clock, old
+    cdef double key, t, s, clock, old, nk
     while count < max_spikes:
         j = queue_top(q, &key)
+        if queue_t is Heap:
+            # Lazy increases: a stored key is a lower bound of the true one. Fix stale tops until
+            # the top is exact; it is then the true minimum in (key, id) order.
+            while key != INFINITY:
+                s = model_key(m, j, e.slots[j].payload, e.clock)
+                if s == key:
+                    break
+                heap_change_key(q, 0, key, s)
+                j = queue_top(q, &key)
         if key == INFINITY:
             status = STATUS_SILENT
             break
@@ -184,29 +204,40 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, double* times, id_t* ids,
 
         # Software pipeline over the targets' random memory: slots PF_SLOT ahead, heap nodes
         # PF_NODE ahead (their position comes from the slot fetched earlier).
-        for a in range(min(PF_SLOT, nt)):
-            prefetch(&e.slots[tg[a]])
-        for a in range(min(PF_NODE, nt)):
-            queue_prefetch(q, tg[a])
+        if PF_ALL:
+            # all records first, then all heap nodes (their positions have arrived by then)
+            for a in range(nt):
+                prefetch(&e.slots[tg[a]])
+            if PF_NODE > 0:
+                for a in range(nt):
+                    queue_prefetch(q, tg[a])
+        else:
+            for a in range(min(PF_SLOT, nt)):
+                prefetch(&e.slots[tg[a]])
+            for a in range(min(PF_NODE, nt)):
+                queue_prefetch(q, tg[a])
         for a in range(nt):
-            if a + PF_SLOT < nt:
-                prefetch(&e.slots[tg[a + PF_SLOT]])
-            if a + PF_NODE < nt:
-                queue_prefetch(q, tg[a + PF_NODE])
+            if not PF_ALL:
+                if a + PF_SLOT < nt:
+                    prefetch(&e.slots[tg[a + PF_SLOT]])
+                if PF_NODE > 0 and a + PF_NODE < nt:
+                    queue_prefetch(q, tg[a + PF_NODE])
             i = tg[a]
-            if queue_t is Heap:
-                p = e.slots[i].pos
-                old = q.nodes[p].key
-            else:
-                old = q.keys[i]
+            s = e.slots[i].payload
+            old = model_key(m, i, s, clock)  # the true key (a heap entry may hold a lower bound)
             if old <= clock:
                 continue                    # committed to fire at this instant
-            s = model_input(m, i, e.slots[i].payload, clock, wp[a])
+            s = model_input(m, i, s, clock, wp[a])
             e.slots[i].payload = s
+            nk = model_key(m, i, s, clock)
             if queue_t is Heap:
-                heap_change_key(q, p, old, model_key(m, i, s, clock))
+                # only a decrease touches the heap; an increase leaves a valid lower bound
+                if nk < old:
+                    p = e.slots[i].pos
+                    if nk < q.nodes[p].key:
+                        heap_change_key(q, p, q.nodes[p].key, nk)
             else:
-                q.keys[i] = model_key(m, i, s, clock)
+                q.keys[i] = nk
 
         if model_renorm_due(m, e.clock):
             renormalise(m, q, e)
@@ -298,6 +329,8 @@ cdef class Engine:
             compute_keys(&model.lif, &self.c, &kv[0])
         elif model.code == MODEL_QIF_TIME:
             compute_keys(&model.qif, &self.c, &kv[0])
+        elif model.code == MODEL_TABLE:
+            compute_keys(&model.tab, &self.c, &kv[0])
         else:
             compute_keys(&model.qifp, &self.c, &kv[0])
         if queue == "heap":
@@ -351,11 +384,21 @@ cdef class Engine:
                     status = run_loop(&self.model.qif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
                 else:
                     status = run_loop(&self.model.qif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+            elif code == MODEL_TABLE:
+                if heap:
+                    status = run_loop(&self.model.tab, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                else:
+                    status = run_loop(&self.model.tab, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
             else:
                 if heap:
                     status = run_loop(&self.model.qifp, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
                 else:
                     status = run_loop(&self.model.qifp, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+        if code == MODEL_TABLE and self.model.tab_below:
+            raise ValueError(
+                f"table model: {self.model.tab_below} input(s) drove a neuron below the domain of table "
+                f"{self.model.model.table_ref!r} (v_min = {self.model.tab.maps.v_min!r}), which has no analytic "
+                f"continuation there; regenerate the table with a lower --v-min")
         return done, status
 
     def states(self):
@@ -368,12 +411,16 @@ cdef class Engine:
         return out
 
     def keys(self):
-        """Copy of the per-neuron keys (next free firing clock; +inf = never)."""
+        """Per-neuron keys (next free firing clock; +inf = never), computed from the states."""
         out = np.empty(self.c.n, dtype=np.float64)
         cdef double[::1] o = out
         cdef Py_ssize_t i
-        for i in range(self.c.n):
-            o[i] = heap_key(&self.heap, <id_t>i) if self.queue == "heap" else self.dense.keys[i]
+        if self.model.code == MODEL_LIF:
+            compute_keys(&self.model.lif, &self.c, &o[0])
+        elif self.model.code == MODEL_QIF_TIME:
+            compute_keys(&self.model.qif, &self.c, &o[0])
+        else:
+            compute_keys(&self.model.qifp, &self.c, &o[0])
         return out
 
     @property
@@ -390,4 +437,6 @@ cdef class Engine:
             return model_elapsed(&self.model.lif, clock, n_renorm)
         if self.model.code == MODEL_QIF_TIME:
             return model_elapsed(&self.model.qif, clock, n_renorm)
+        if self.model.code == MODEL_TABLE:
+            return model_elapsed(&self.model.tab, clock, n_renorm)
         return model_elapsed(&self.model.qifp, clock, n_renorm)
