@@ -52,6 +52,7 @@ def main(argv=None):
     ap.add_argument("--a", default="", help="build environment of variant A (KEY=VAL ...)")
     ap.add_argument("--a-rev", default=None, help="build variant A from this git revision")
     ap.add_argument("--b", required=True, help="build environment of variant B")
+    ap.add_argument("--b-rev", default=None, help="build variant B from this git revision")
     ap.add_argument("--n", type=int, default=10**6)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--model", default="lif")
@@ -61,7 +62,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="sparseprop-ab-")
     try:
         paths = {"a": build(args.a, os.path.join(tmp, "a"), args.a_rev),
-                 "b": build(args.b, os.path.join(tmp, "b"))}
+                 "b": build(args.b, os.path.join(tmp, "b"), args.b_rev)}
         samples = {"a": [], "b": []}
         for _ in range(args.rounds):
             for v in ("a", "b"):
@@ -70,7 +71,7 @@ def main(argv=None):
                                      check=True, capture_output=True, text=True).stdout
                 samples[v].append(float(out.strip().splitlines()[-1]))
         a, b = statistics.median(samples["a"]), statistics.median(samples["b"])
-        print(json.dumps({"a": args.a, "a_rev": args.a_rev, "b": args.b, "n": args.n, "k": args.k, "model": args.model,
+        print(json.dumps({"a": args.a, "a_rev": args.a_rev, "b": args.b, "b_rev": args.b_rev, "n": args.n, "k": args.k, "model": args.model,
                           "ns_per_spike_a": a, "ns_per_spike_b": b, "ratio_b_over_a": b / a,
                           "samples": samples}))
     finally:
