@@ -5,7 +5,7 @@
 >>> res = sp.simulate(net, spikes=50_000)
 >>> res.mean_rate(), res.cv()
 """
-from sparseprop._core._models import LIF, MODELS, QIF, NeuronModel, make_model
+from sparseprop._core._models import LIF, MODELS, QIF, NeuronModel, TableNeuron, make_model
 from sparseprop.network import FixedOutDegree, Network, SparseConnectivity, balance_drive, balanced_network
 from sparseprop.results import NetworkState, SimulationResult, load_result
 from sparseprop.simulation import simulate
@@ -13,6 +13,6 @@ from sparseprop.tables import Table, load_table
 
 __version__ = "0.1.0"
 
-__all__ = ["LIF", "QIF", "NeuronModel", "MODELS", "make_model", "Network", "FixedOutDegree",
+__all__ = ["LIF", "QIF", "TableNeuron", "NeuronModel", "MODELS", "make_model", "Network", "FixedOutDegree",
            "SparseConnectivity", "balanced_network", "balance_drive", "simulate", "SimulationResult",
            "NetworkState", "load_result", "Table", "load_table", "__version__"]

@@ -12,7 +12,10 @@ def _add_run(sub):
                        description="Simulate the SparseProp reference network (N inhibitory neurons, K "
                        "random targets each, weights -J0/sqrt(K), drive from the balance condition) "
                        "exactly, event by event. Defaults are the seed network.")
-    p.add_argument("--model", choices=["lif", "qif"], default="lif")
+    p.add_argument("--model", choices=["lif", "qif", "eif"], default="lif",
+                   help="eif: the shipped seed EIF phase table (drive 0.1)")
+    p.add_argument("--table", metavar="PATH", type=_table_model, default=None,
+                   help="neuron model from a phase table (a path or a shipped table name; overrides --model)")
     p.add_argument("--n", type=int, default=100_000, help="number of neurons (default 1e5)")
     p.add_argument("--k", type=int, default=100, help="out-degree (default 100)")
     p.add_argument("--j0", type=float, default=1.0, help="coupling strength J0 (default 1)")
@@ -34,12 +37,22 @@ def _add_run(sub):
     p.set_defaults(func=_cmd_run)
 
 
+def _table_model(value):
+    """--table: a TableNeuron from a path or a shipped table name (errors become usage errors)."""
+    import sparseprop as sp
+
+    try:
+        return sp.TableNeuron(value)
+    except (OSError, ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_run(args):
     import sparseprop as sp
 
     spikes = args.spikes if (args.spikes is not None or args.t_max is not None) else 100_000
     net = sp.balanced_network(n=args.n, k=args.k, j0=args.j0, rate=args.rate, tau=args.tau,
-                              model=args.model, drive=args.drive, seed_net=args.seed_net)
+                              model=args.table or args.model, drive=args.drive, seed_net=args.seed_net)
     res = sp.simulate(net, spikes=spikes, t_max=args.t_max, seed_ic=args.seed_ic, engine=args.engine,
                       record=not args.no_record, progress=args.progress)
     if args.out:
@@ -82,6 +95,7 @@ def build_parser():
     from sparseprop import tablegen
 
     tablegen.add_subparser(sub)
+    __import__("sparseprop.compare").compare.add_subparser(sub)
     return parser
 
 

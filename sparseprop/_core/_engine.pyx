@@ -28,10 +28,10 @@ from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap
                                      heap_change_key, heap_key, heap_prefetch, prefetch)
 from sparseprop._core._rng cimport draw_targets
 from sparseprop._core._memory cimport big_alloc
-from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, model_t,
-                                       model_begin_spike, model_input, model_key, model_reset,
+from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel,
+                                       model_t, model_begin_spike, model_input, model_key, model_reset,
                                        model_elapsed, model_renorm_due, model_renorm,
-                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE)
+                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
 # (build-time macros so that benchmarks/ab_compare.py can measure alternatives).
@@ -308,12 +308,22 @@ cdef class Engine:
             self.c.indices = &ix[0] if ix.shape[0] else NULL
             self.c.weights = &wt[0] if wt.shape[0] else NULL
 
+        if model.code == MODEL_TABLE:
+            # one weight for every synapse: the table model's fused fast path (see _models.pxd)
+            if self.c.procedural:
+                model.use_fused(weight)
+            else:
+                w_all = np.asarray(weights)
+                model.use_fused(float(w_all[0]) if w_all.size and np.all(w_all == w_all[0]) else None)
+
         keys = np.empty(n, dtype=np.float64)
         cdef double[::1] kv = keys
         if model.code == MODEL_LIF:
             compute_keys(&model.lif, &self.c, &kv[0])
         elif model.code == MODEL_QIF_TIME:
             compute_keys(&model.qif, &self.c, &kv[0])
+        elif model.code == MODEL_TABLE:
+            compute_keys(&model.tab, &self.c, &kv[0])
         else:
             compute_keys(&model.qifp, &self.c, &kv[0])
         if queue == "heap":
@@ -367,11 +377,21 @@ cdef class Engine:
                     status = run_loop(&self.model.qif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
                 else:
                     status = run_loop(&self.model.qif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+            elif code == MODEL_TABLE:
+                if heap:
+                    status = run_loop(&self.model.tab, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                else:
+                    status = run_loop(&self.model.tab, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
             else:
                 if heap:
                     status = run_loop(&self.model.qifp, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
                 else:
                     status = run_loop(&self.model.qifp, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+        if code == MODEL_TABLE and self.model.tab_below:
+            raise ValueError(
+                f"table model: {self.model.tab_below} input(s) drove a neuron below the domain of table "
+                f"{self.model.model.table_ref!r} (v_min = {self.model.tab.maps.v_min!r}), which has no analytic "
+                f"continuation there; regenerate the table with a lower --v-min")
         return done, status
 
     def states(self):
@@ -410,4 +430,6 @@ cdef class Engine:
             return model_elapsed(&self.model.lif, clock, n_renorm)
         if self.model.code == MODEL_QIF_TIME:
             return model_elapsed(&self.model.qif, clock, n_renorm)
+        if self.model.code == MODEL_TABLE:
+            return model_elapsed(&self.model.tab, clock, n_renorm)
         return model_elapsed(&self.model.qifp, clock, n_renorm)

@@ -10,6 +10,22 @@
 #        no transcendental function per target (one atan2 per spike gives the time).
 #   QIF, per-neuron drive (time-based): clock = t/tau, s = key = next spike time; an input applies
 #        the theta-neuron PTC in remaining-phase form (tan + atan2)
+#   table (EIF, any 1-D ODE; one table = one drive, shared): clock = t/tau, s = key = next spike
+#        time (phase phi = 1 - omega (s - clock)). An input w at clock c: remaining time T = s - c,
+#        V = V(T) from the inverse map (the table's fit, or its verified refit on the bits-of-T grid,
+#        CompiledTable.inverse), V' = V + w; V' >= v_spike fires now (key c); else
+#        s' = c + T(V') from the forward fit, with the table's analytic continuation below v_min.
+#        A table without a continuation clamps such an input to v_min (nogil code cannot raise)
+#        and counts it in *n_below; Engine.run raises a ValueError after the chunk, so a run never
+#        silently continues past the table's domain.
+#        Fast path: when every synapse has the same weight w <= 0 (procedural connectivity, or CSR
+#        with equal weights) the engine fits G_w(T) = T(V(T) + w) once (CompiledTable.fused,
+#        verified to 4e-15 in phase against the two-map composition) and an input is ONE
+#        polynomial evaluation on a grid indexed by the bits of T (see _chebyshev.pxd).
+#        Precision: renormalisation keeps the clock below 8 + period and the keys below
+#        8 + period + T_max, so s - c (hence the phase) carries an absolute error of at most
+#        ulp(8 + period + T_max), ~2e-15 tau for the seed EIF (period 3, T_max 4.3): ~7e-16 in
+#        phase, far below the tables' 1e-14 tolerance and constant over any run length.
 # Interface (all nogil, noexcept, inlined per model by the fused type `model_t`):
 #   model_begin_spike(m, clock)             per-spike precomputation from the new clock
 #   model_input(m, i, s, clock, w) -> s'    state after an input of size w (voltage jump)
@@ -17,10 +33,12 @@
 #   model_reset(m, i, clock)       -> s     state right after a spike
 #   model_elapsed(m, clock, n)     -> t/tau since the origin, n = number of renormalisations so far
 #   model_renorm_due(m, clock), model_renorm(m, x): rescale clock, states and keys by an exact
-#     power-of-two operation (multiply by 2**-64 for LIF, subtract 4 for QIF), so precision never
+#     power-of-two operation (multiply by 2**-64 for LIF, subtract 4 for QIF and tables), so precision never
 #     decays and a continued run is bit-identical to one long run.
 # Per-neuron parameters are an array of structs with stride 0 (shared) or 1 (one per neuron).
 from libc.math cimport log, tan, atan2, floor, fabs, INFINITY
+from sparseprop._core._chebyshev cimport (TableMaps, BitsGrid, CompiledTable, BitsHolder, maps_input,
+                                          bits_eval)
 
 cdef extern from *:
     """
@@ -65,10 +83,17 @@ ctypedef struct QIFPhaseModel:
     double cx, cy, cp, cbase
 
 
+ctypedef struct TableModel:
+    TableMaps maps
+    BitsGrid fused        # fast path for the network's single weight (fused.w = NaN: none)
+    long long* n_below    # inputs that left the domain below v_min without a continuation (clamped)
+
+
 ctypedef fused model_t:
     LIFModel
     QIFModel
     QIFPhaseModel
+    TableModel
 
 
 cdef extern from *:
@@ -121,8 +146,18 @@ cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
     cdef double r, y, x0, y0, rx, ry, nx, ny, p
+    cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
+    elif model_t is TableModel:
+        r = s - clock
+        if w == m.fused.w and r >= m.fused.t_lo and r <= m.fused.t_hi:
+            return clock + bits_eval(&m.fused, r)
+        below = False
+        r = maps_input(&m.maps, r, w, &below)
+        if below:
+            m.n_below[0] += 1
+        return clock + r
     elif model_t is QIFPhaseModel:
         # s lies in (clock, clock + 2], so its angle within the clock's turn needs no floor()
         p = s - m.cbase
@@ -162,6 +197,8 @@ cdef inline double model_reset(const model_t* m, Py_ssize_t i, double clock) noe
         return m.p[i * m.stride].reset * clock
     elif model_t is QIFPhaseModel:
         return clock + 2.0                         # half a turn of the half-phase: one period
+    elif model_t is TableModel:
+        return clock + m.maps.period               # T(v_reset) = period: phase 0
     else:
         return clock + 6.283185307179586 * m.p[i * m.stride].inv_omega
 
@@ -172,6 +209,8 @@ cdef inline double model_elapsed(const model_t* m, double clock, long long n_ren
     elif model_t is QIFPhaseModel:
         # theta = 2 * half-phase; one renormalisation removes a turn of the half-phase (4 pi)
         return (2.0 * diamond_to_angle(clock) + n_renorm * 12.566370614359172) * m.tau_per_clock
+    elif model_t is TableModel:
+        return clock + n_renorm * QIF_RENORM_SHIFT
     else:
         return (clock + n_renorm * QIF_RENORM_SHIFT) * m.tau_per_clock
 
@@ -194,6 +233,7 @@ cdef enum:
     MODEL_LIF = 0
     MODEL_QIF_TIME = 1
     MODEL_QIF_PHASE = 2
+    MODEL_TABLE = 3
 
 
 cdef class BoundModel:
@@ -206,3 +246,7 @@ cdef class BoundModel:
     cdef LIFModel lif
     cdef QIFModel qif
     cdef QIFPhaseModel qifp
+    cdef TableModel tab
+    cdef long long tab_below             # counter behind tab.n_below
+    cdef readonly CompiledTable compiled # owns the table arrays tab.maps points into
+    cdef readonly BitsHolder fused      # owns the arrays of tab.fused (None: no fused map)

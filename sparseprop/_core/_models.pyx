@@ -165,7 +165,179 @@ cdef class QIF(NeuronModel):
         return BoundModel(self, drive, p, "phase" if shared else "time")
 
 
-MODELS = {"lif": LIF, "qif": QIF}
+FUSED_ENABLED = True   # engine fast path for a single weight (tests switch it off to compare)
+_TABLE_REGISTRY = {}   # content hash -> Table, for tables built in this process (no file to reload)
+_COMPILED = {}         # content hash -> CompiledTable (compiling fits the fast inverse: done once)
+# The shipped seed EIF table `make_model("eif")` uses. interp, measured against chebyshev
+# (benchmarks/bench_table.py): the same speed on the seed network (fused single-weight map, built
+# from either), 2.5-5x faster for other weights (its inverse refits on the bits grid; the Chebyshev
+# table's inverse is accurate in the backward sense only, does not pass that check and costs two
+# degree-22 Clenshaw sums), and its PTC stays at ~1e-15 in phase for |w| up to 0.5 where the
+# Chebyshev table's reaches 4.5e-14 (tests/test_table_engine.py).
+_EIF_SEED_TABLE = "eif_seed_interp"
+
+
+def table_hash(table):
+    """Content hash of a table (hex, 16 digits): metadata JSON and every array (name, dtype, shape,
+    bytes). Identifies a table in `params()`, `Network.fingerprint()` and `to_dict()`."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(json.dumps(table.metadata, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(table.arrays):
+        arr = np.ascontiguousarray(table.arrays[name])
+        h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+@cython.final
+cdef class TableNeuron(NeuronModel):
+    """Neuron dV/dt = F(V) + I given by a phase table (EIF or any 1-D ODE; see sparseprop.tables).
+
+    Parameters
+    ----------
+    table : sparseprop.tables.Table, or a path, or the name of a shipped table
+        (``"eif_seed_interp"``, ``"eif_seed_chebyshev"``; ``sparseprop tables list``).
+    table_sha256 : str, optional
+        Expected content hash (``params()["table_sha256"]``): loading a different table raises.
+
+    Notes
+    -----
+    Phase phi = 1 - omega T(V), T the free time to spike, omega = 1/T(v_reset): phi_reset = 0,
+    phi_th = 1. The PTC is g(phi, w) = phi(V(phi) + w) from the table's fitted maps, so any weight
+    (heterogeneous, trained) works; V + w >= v_spike fires at once; below the table's v_min the
+    table's analytic continuation is used, and a table without one makes the run raise ValueError.
+    One table describes one drive: the network's drive must equal ``table.drive`` (a heterogeneous
+    drive would need one table per drive value and is not supported).
+
+    The engine works in remaining time (state = time of the next spike); with a single synaptic
+    weight w <= 0 it evaluates the fused map G_w(T) = T(V(T) + w) (one polynomial per input,
+    ``compiled.fused(w)``), otherwise the two maps (``compiled.input``). Both are fitted from the
+    table when it is compiled and verified against its own maps (``compiled.inverse.info``,
+    ``compiled.fused(w).info``). The state of a neuron pushed past threshold at the last instant
+    is "fires now": its voltage reads v_spike.
+    """
+    name = "table"
+    phase_threshold = 1.0
+    phase_reset = 0.0
+    cdef readonly object table
+    cdef readonly str table_ref
+    cdef readonly str table_sha256
+    cdef readonly CompiledTable compiled
+
+    def __init__(self, table, table_sha256=None):
+        from sparseprop.tables import Table, load_table, table_search_dirs
+        from pathlib import Path
+
+        ref = None
+        if isinstance(table, Table):
+            pass
+        elif isinstance(table, (str, Path)):
+            h = None if table_sha256 is None else str(table_sha256)
+            if h is not None and h in _TABLE_REGISTRY:
+                table = _TABLE_REGISTRY[h]
+            else:
+                table = load_table(table)
+        else:
+            raise TypeError(f"table: expected a sparseprop.tables.Table, a path or a table name, got "
+                            f"{type(table).__name__}")
+        digest = table_hash(table)
+        if table_sha256 is not None and str(table_sha256) != digest:
+            raise ValueError(f"table: {table.source or table.name!r} has content hash {digest}, expected "
+                             f"{table_sha256} (the file changed or is another table)")
+        if table.source:
+            src = Path(table.source).resolve()
+            shipped = any(src.parent == d.resolve() for d in table_search_dirs())
+            ref = src.stem if shipped else str(src)
+        else:
+            ref = table.name
+            _TABLE_REGISTRY[digest] = table
+        self.table = table
+        self.table_ref = ref
+        self.table_sha256 = digest
+        if digest not in _COMPILED:
+            _COMPILED[digest] = CompiledTable(table)
+        self.compiled = _COMPILED[digest]
+
+    def params(self):
+        return {"table": self.table_ref, "table_sha256": self.table_sha256}
+
+    def __reduce__(self):
+        return (_table_neuron, (dict(self.table.arrays), self.table.metadata, self.table.source,
+                                self.table_ref, self.table_sha256))
+
+    def __eq__(self, other):
+        return isinstance(other, TableNeuron) and other.table_sha256 == self.table_sha256
+
+    def __hash__(self):
+        return hash(("table", self.table_sha256))
+
+    @property
+    def drive(self):
+        """The drive I the table was made for."""
+        return self.table.drive
+
+    def _check_drive(self, drive):
+        d = np.asarray(drive, dtype=np.float64)
+        td = self.table.drive
+        bad = ~(np.abs(d - td) <= 4.0 * np.finfo(np.float64).eps * abs(td))
+        if np.any(bad):
+            if d.ndim and np.unique(d).size > 1:
+                raise ValueError(f"drive: a table model needs one drive for all neurons, equal to the table's "
+                                 f"drive {td!r}; a heterogeneous drive would need one table per drive value "
+                                 f"(not supported)")
+            got = float(d.ravel()[np.flatnonzero(bad.ravel())[0]])
+            raise ValueError(f"drive: {got!r} differs from the drive {td!r} the table {self.table_ref!r} was made "
+                             f"for; make a table for this drive, e.g. `sparseprop tables make "
+                             f"{self.table.metadata['model'].get('name', 'eif')} --drive {got!r} -o my_table.npz`, "
+                             f"and use it with `--table my_table.npz` / sp.TableNeuron('my_table.npz')")
+
+    def suprathreshold(self, drive):
+        self._check_drive(drive)
+        return np.ones(np.shape(drive), dtype=bool)
+
+    def phase_velocity(self, drive):
+        self._check_drive(drive)
+        return np.full(np.shape(drive), self.table.omega) if np.ndim(drive) else self.table.omega
+
+    def period(self, drive):
+        self._check_drive(drive)
+        return np.full(np.shape(drive), self.table.period) if np.ndim(drive) else self.table.period
+
+    def voltage_from_phase(self, phi, drive):
+        self._check_drive(drive)
+        return self.table.voltage_from_phase(phi)
+
+    def phase_from_voltage(self, v, drive):
+        self._check_drive(drive)
+        return self.table.phase_from_voltage(v)
+
+    def ptc(self, phi, w, drive):
+        self._check_drive(drive)
+        return self.table.ptc(phi, w)
+
+    def bind(self, drive, Py_ssize_t n):
+        self._check_drive(drive)
+        drive = np.asarray(drive, dtype=np.float64)
+        return BoundModel(self, drive, None, "time")
+
+
+def _table_neuron(arrays, metadata, source, ref, digest):
+    """Unpickle a TableNeuron (rebuilds the Table from its arrays and metadata: nothing executed)."""
+    from sparseprop.tables import Table
+
+    table = _TABLE_REGISTRY.get(digest) or Table(arrays, metadata, source=source)
+    return TableNeuron(table, digest)
+
+
+def _eif(table=None, table_sha256=None):
+    """The seed EIF (F = -V + 0.1 exp(V/0.1), reset -1, cut-off 1000) from the shipped table."""
+    return TableNeuron(_EIF_SEED_TABLE if table is None else table, table_sha256)
+
+
+MODELS = {"lif": LIF, "qif": QIF, "table": TableNeuron, "eif": _eif}
 
 _QCOS = np.array([1.0, 0.0, -1.0, 0.0])
 _QSIN = np.array([0.0, 1.0, 0.0, -1.0])
@@ -197,7 +369,8 @@ def _half_angle_from_key(key):
 
 
 def make_model(name, **params):
-    """Model instance from its registry name (``"lif"``, ``"qif"``) and parameters."""
+    """Model instance from its registry name and parameters: ``"lif"``, ``"qif"``, ``"table"``
+    (``table=`` a Table, path or shipped name) and ``"eif"`` (the shipped seed EIF table)."""
     try:
         cls = MODELS[name]
     except KeyError:
@@ -216,6 +389,14 @@ cdef class BoundModel:
         self.drive = drive
         self.params = params
         self.representation = representation
+        if isinstance(model, TableNeuron):
+            self.code = MODEL_TABLE
+            self.compiled = (<TableNeuron>model).compiled
+            self.tab.maps = self.compiled.maps
+            self.tab_below = 0
+            self.tab.n_below = &self.tab_below
+            self.use_fused(None)
+            return
         stride = 0 if params.shape[0] == 1 else 1
         if isinstance(model, LIF):
             self.code = MODEL_LIF
@@ -235,6 +416,30 @@ cdef class BoundModel:
     def kind(self):
         return self.model.name
 
+    def use_fused(self, weight):
+        """Table model: use the fused map for `weight` (the network's single synaptic weight) when
+        one can be built (weight <= 0 and the fit meets its tolerance) and FUSED_ENABLED; None
+        (or any other case) keeps the two-map evaluation. Returns the map's info dict or None."""
+        cdef BitsHolder holder = None
+        if self.code != MODEL_TABLE:
+            return None
+        if weight is not None and FUSED_ENABLED:
+            holder = self.compiled.fused(float(weight))
+        self.fused = holder
+        if holder is None:
+            self.tab.fused.w = np.nan           # never equal to a weight: fast path off
+            self.tab.fused.t_lo = np.inf
+            self.tab.fused.t_hi = -np.inf
+            return None
+        self.tab.fused = holder.map
+        return holder.info
+
+    @property
+    def n_below(self):
+        """Table model: inputs so far that drove a neuron below the domain of a table without
+        continuation (clamped; Engine.run raises when this is nonzero)."""
+        return self.tab_below
+
     @property
     def initial_clock(self):
         """Clock value at t = 0."""
@@ -243,6 +448,8 @@ cdef class BoundModel:
     def state_from_voltage(self, v, double clock):
         v = np.asarray(v, dtype=np.float64)
         d = self.drive
+        if self.code == MODEL_TABLE:
+            return clock + np.asarray(self.compiled.time_to_spike(v))
         if self.kind == "lif":
             return (d - v) * self.params["scale"] * clock
         if self.code == MODEL_QIF_PHASE:
@@ -253,6 +460,8 @@ cdef class BoundModel:
 
     def state_from_phase(self, phi, double clock):
         phi = np.asarray(phi, dtype=np.float64)
+        if self.code == MODEL_TABLE:
+            return clock + (1.0 - phi) * self.compiled.period     # phi = 0: one period (= reset)
         if self.kind == "lif":
             return self.params["reset"] * np.exp(-phi * self.model._free_period(self.drive)) * clock
         if self.code == MODEL_QIF_PHASE:
@@ -262,6 +471,8 @@ cdef class BoundModel:
     def voltage_from_state(self, s, double clock):
         s = np.asarray(s, dtype=np.float64)
         d = self.drive
+        if self.code == MODEL_TABLE:
+            return np.asarray(self.compiled.voltage_from_time(np.maximum(s - clock, 0.0)))
         if self.kind == "lif":
             return d - s / (self.params["scale"] * clock)
         if self.code == MODEL_QIF_PHASE:
@@ -275,7 +486,7 @@ cdef class BoundModel:
         """Engine clock at time t_tau (units of tau) in the renormalisation epoch n_renorm."""
         if self.code == MODEL_LIF:
             return float(np.exp(t_tau - n_renorm * LIF_RENORM_LOG))
-        if self.code == MODEL_QIF_TIME:
+        if self.code == MODEL_QIF_TIME or self.code == MODEL_TABLE:
             return t_tau - n_renorm * QIF_RENORM_SHIFT
         theta = t_tau / self.qifp.tau_per_clock - n_renorm * 4.0 * np.pi
         return float(_key_from_half_angle(0.5 * theta))
