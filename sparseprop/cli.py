@@ -92,10 +92,11 @@ def build_parser():
                                      "sparse spiking networks (SparseProp).")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
-    from sparseprop import tablegen
+    from sparseprop import compare, sweep, tablegen
 
     tablegen.add_subparser(sub)
-    __import__("sparseprop.compare").compare.add_subparser(sub)
+    compare.add_subparser(sub)
+    sweep.add_subcommand(sub)
     return parser
 
 

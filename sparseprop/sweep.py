@@ -76,11 +76,13 @@ __all__ = [
     "load_sweep",
     "write_csv",
     "main",
+    "add_subcommand",
+    "run_cli",
 ]
 
 FORMAT = "sparseprop-sweep"
 FORMAT_VERSION = 1
-RESERVED_COLUMNS = ("run", "point", "replicate", "seed", "wall_s", "status", "error")
+RESERVED_COLUMNS = ("run", "point", "replicate", "seed", "wall_s", "cpu_s", "status", "error")
 BACKENDS = ("local", "dask", "serial")
 _WORKER_DIED = (
     "WorkerDied: the worker process died while running this point "
@@ -240,6 +242,7 @@ def _execute(task: tuple) -> dict:
     """Run one point in a worker. Returns the record; never raises for a failing run function."""
     run, fn, summary, extras, params = task
     t0 = time.perf_counter()
+    c0 = time.process_time()
     try:
         raw = _resolve(fn)(dict(params))
         stats: dict[str, Any] = {}
@@ -259,7 +262,8 @@ def _execute(task: tuple) -> dict:
                 _add_stats(stats, value, f"statistic function {name}")
             else:
                 _add_stats(stats, {name: value}, f"statistic function {name}")
-        return {"run": run, "status": "ok", "error": "", "wall_s": time.perf_counter() - t0, "stats": stats}
+        return {"run": run, "status": "ok", "error": "", "wall_s": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - c0, "stats": stats}
     except (Exception, SystemExit) as exc:
         return {
             "run": run,
@@ -267,6 +271,7 @@ def _execute(task: tuple) -> dict:
             "error": _error_string(exc),
             "traceback": traceback.format_exc(limit=-8),
             "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0,
             "stats": {},
         }
 
@@ -277,7 +282,8 @@ def _error_string(exc: BaseException) -> str:
 
 
 def _failure(task: tuple, error: str) -> dict:
-    return {"run": task[0], "status": "failed", "error": error, "wall_s": math.nan, "stats": {}}
+    return {"run": task[0], "status": "failed", "error": error, "wall_s": math.nan, "cpu_s": math.nan,
+            "stats": {}}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,7 +380,8 @@ class SweepResult:
     ----------
     table : numpy structured array (or pandas DataFrame with ``as_frame=True``)
         One row per run, sorted by ``run``: ``run, point, replicate, seed``, the scalar parameters,
-        the statistics, ``wall_s`` (seconds in the worker), ``status`` (``"ok"``/``"failed"``) and
+        the statistics, ``wall_s`` and ``cpu_s`` (wall and CPU seconds of the run in its worker; CPU
+        well below wall means the worker waited for a core), ``status`` (``"ok"``/``"failed"``) and
         ``error``. Statistics of failed runs are NaN.
     records : list of dict
         The raw per-run records (as in ``runs.jsonl``), sorted by run.
@@ -451,14 +458,15 @@ def _records_to_table(records: list[dict]) -> np.ndarray:
             v = r.get("stats", {}).get(s, math.nan)
             vals.append(math.nan if v is None else v)
         cols.append((col, vals))
-    cols.append(("wall_s", [math.nan if r.get("wall_s") is None else float(r["wall_s"]) for r in records]))
+    for col in ("wall_s", "cpu_s"):
+        cols.append((col, [math.nan if r.get(col) is None else float(r[col]) for r in records]))
     cols.append(("status", [r["status"] for r in records]))
     cols.append(("error", [r.get("error", "") for r in records]))
 
     dtype = []
     converted = []
     for name, vals in cols:
-        kind = "float" if name == "wall_s" else _column_kind(vals)
+        kind = "float" if name in ("wall_s", "cpu_s") else _column_kind(vals)
         if kind == "str":
             vals = ["" if (isinstance(v, float) and math.isnan(v)) else str(v) for v in vals]
             dt = f"<U{max([1] + [len(v) for v in vals])}"
@@ -701,23 +709,24 @@ def _run_local(tasks: list[tuple], workers: int, on_record: Callable[[dict], Non
                     rec = _failure(task, _error_string(exc))
                 on_record(rec)
             if broken:
-                old = [f for f in inflight]
-                pool.shutdown(wait=False, cancel_futures=True)
-                # futures of the broken pool still in flight fail too: wait and mark them suspects
-                if old:
-                    cf.wait(old)
-                    for fut in old:
-                        task, isolated = inflight.pop(fut)
-                        exc = fut.exception()
-                        if exc is None:
-                            on_record(fut.result())
-                        elif isinstance(exc, BrokenProcessPool):
-                            if isolated:
-                                on_record(_failure(task, _WORKER_DIED))
-                            else:
-                                suspects.append(task)
+                # the broken pool's manager fails every future it still holds, then exits: wait for
+                # it, so that the futures still in flight are all settled, and sort them out
+                pool.shutdown(wait=True)
+                for fut in list(inflight):
+                    task, isolated = inflight.pop(fut)
+                    if not fut.done():  # not expected after shutdown(wait=True); rerun it
+                        suspects.append(task)
+                        continue
+                    exc = None if fut.cancelled() else fut.exception()
+                    if fut.cancelled() or isinstance(exc, BrokenProcessPool):
+                        if isolated:
+                            on_record(_failure(task, _WORKER_DIED))
                         else:
-                            on_record(_failure(task, _error_string(exc)))
+                            suspects.append(task)
+                    elif exc is None:
+                        on_record(fut.result())
+                    else:
+                        on_record(_failure(task, _error_string(exc)))
                 pool = cf.ProcessPoolExecutor(max_workers=workers)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -1451,10 +1460,16 @@ def _print_summary(res: SweepResult, stream) -> None:
     table = res.table if isinstance(res.table, np.ndarray) else None
     if table is not None and len(table):
         ok = table["status"] == "ok"
-        skip = set(RESERVED_COLUMNS) | {"point", "replicate"}
-        stat_names = [n for n in table.dtype.names if n not in skip and table.dtype[n].kind == "f"]
-        for n in stat_names:
-            v = table[n][ok]
+        stat_names = []
+        for rec in res.records:
+            for k in rec.get("stats", {}):
+                col = k if k in table.dtype.names and k not in stat_names else f"stat_{k}"
+                if col in table.dtype.names and col not in stat_names:
+                    stat_names.append(col)
+        for n in stat_names + ["wall_s"]:
+            if table.dtype[n].kind not in "fiu":
+                continue
+            v = table[n][ok].astype(np.float64)
             v = v[np.isfinite(v)]
             if v.size:
                 stream.write(f"  {n:>14s}: mean {v.mean():.6g}  std {v.std(ddof=1) if v.size > 1 else 0:.3g}"
@@ -1467,16 +1482,14 @@ def _print_summary(res: SweepResult, stream) -> None:
         stream.write(f"  results: {res.paths['csv']}\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``sparseprop sweep SPEC.toml [--backend local|dask|serial] [--scheduler ADDR] [--workers N]
-    [--out DIR] [--json] [--no-resume] [--retry-failed] [--quiet] [--strict]``.
+_CLI_DESCRIPTION = ("Run a parameter sweep, seed ensemble or UQ study described by a TOML spec, on local "
+                    "processes (default) or Dask. Finished runs are saved as they come; rerunning the same "
+                    "command resumes.")
+_CLI_EPILOG = ("exit codes: 0 done (failed runs are recorded, not fatal), 1 failed runs with --strict, "
+               "2 invalid spec or arguments or mismatched output directory, 130 interrupted")
 
-    Exit codes: 0 done (failed runs are recorded, not fatal unless --strict), 1 failed runs with
-    --strict, 2 invalid spec / arguments / mismatched output directory, 130 interrupted.
-    """
-    ap = argparse.ArgumentParser(
-        prog="sparseprop sweep",
-        description="Run a parameter sweep, seed ensemble or UQ study described by a TOML spec.")
+
+def _add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("spec", help="TOML spec (see examples/seed_sweep.toml, examples/uq_rate.toml)")
     ap.add_argument("--backend", choices=BACKENDS, help="default: the spec's, else local")
     ap.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address tcp://host:port (implies dask)")
@@ -1487,10 +1500,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--retry-failed", action="store_true", help="on resume, rerun failed runs")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Register ``sweep`` on the ``sparseprop`` CLI's subparsers (``args.func(args)`` runs it)."""
+    p = subparsers.add_parser("sweep", help="run a parameter sweep / seed ensemble / UQ study from a TOML spec",
+                              description=_CLI_DESCRIPTION, epilog=_CLI_EPILOG)
+    _add_arguments(p)
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run parsed ``sparseprop sweep`` arguments; returns the exit code."""
     err = sys.stderr
     try:
         spec = load_spec(args.spec)
@@ -1523,6 +1545,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sweep_res is not res:
             err.write(res.report())
     return 1 if (args.strict and sweep_res.n_failed) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``sparseprop sweep SPEC.toml [--backend local|dask|serial] [--scheduler ADDR] [--workers N]
+    [--out DIR] [--json] [--no-resume] [--retry-failed] [--quiet] [--strict]``; returns the exit code.
+    """
+    ap = argparse.ArgumentParser(prog="sparseprop sweep", description=_CLI_DESCRIPTION, epilog=_CLI_EPILOG)
+    _add_arguments(ap)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return run_cli(args)
 
 
 if __name__ == "__main__":
