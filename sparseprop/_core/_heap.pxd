@@ -2,8 +2,9 @@
 #
 # Layout and invariants
 # - `nodes[p]` (p = 0 is the root) holds (key, id); the children of p are d*p+1 .. d*p+d.
-#   The allocation is offset by d-1 nodes so that every group of d siblings starts on a 64-byte
-#   boundary (one cache line for d = 4 and 16-byte nodes).
+#   The allocation is offset by d-1 nodes so that every group of d siblings is aligned to its own
+#   size (d x 16 bytes: a whole cache line for d = 4) and never straddles two cache lines.
+#   d is a build-time constant (SPARSEPROP_HEAP_ARITY, default 4; d = 2 measured no faster).
 # - `entries[id]` is a 16-byte record per id: a `payload` double that belongs to the caller (the engine
 #   keeps the neuron's state there) and `pos`, the index of id in `nodes`. Keeping both in one record
 #   means one cache miss fetches a neuron's state and its heap position.
