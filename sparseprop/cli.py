@@ -105,7 +105,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:      # bad input, unreadable/unwritable files
         print(f"sparseprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

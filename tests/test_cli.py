@@ -83,3 +83,9 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path):
     again = sp.simulate(sp.balanced_network(n=20000, k=50), spikes=res.n_spikes)
     np.testing.assert_array_equal(again.times, res.times)
     np.testing.assert_array_equal(again.neurons, res.neurons)
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "missing-dir" / "run.npz"
+    assert main(["run", "--n", "200", "--k", "10", "--spikes", "100", "--out", str(bad)]) == 2
+    assert "run: error:" in capsys.readouterr().err
