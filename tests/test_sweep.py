@@ -297,7 +297,9 @@ def test_resume_after_the_sweep_process_is_killed(tmp_path):
         pts = json.loads(sys.argv[1])
         sweep.run_sweep("{H}:logged", pts, out=sys.argv[2], workers=1)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(pts), str(out)], env=_env(),
+    # cwd: `python -c` puts the working directory first on sys.path, and a checkout holds the
+    # uncompiled sources, which would shadow the installed package
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(pts), str(out)], env=_env(), cwd=tmp_path,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         proc.wait(timeout=60)
