@@ -618,47 +618,26 @@ def load_sweep(out: str | os.PathLike, as_frame: bool = False):
 
 
 class _Progress:
+    """Run counter in front of the shared progress bar (sparseprop/_progress.py)."""
+
     def __init__(self, total: int, done: int, failed: int, enabled: bool, stream=None):
-        self.total, self.done, self.failed = total, done, failed
-        self.start_done = done
-        self.enabled = enabled and total > 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        if self.enabled:
-            self._draw(force=True)
+        self.done, self.failed = done, failed
+        self.bar = None
+        if enabled and total > 0:
+            from sparseprop._progress import Progress   # lazy: the runner also works without the core
+
+            self.bar = Progress(total, "runs", enabled=True, delay=0.0, stream=stream, label="sweep")
+            self.bar.update(done, f"failed {failed}", force=True)
 
     def update(self, ok: bool) -> None:
         self.done += 1
         self.failed += 0 if ok else 1
-        if self.enabled:
-            self._draw(force=self.done == self.total)
-
-    def _draw(self, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self.last < (0.1 if self.tty else 5.0):
-            return
-        self.last = now
-        elapsed = now - self.t0
-        new = self.done - self.start_done
-        frac = self.done / self.total
-        eta = elapsed / new * (self.total - self.done) if new else math.nan
-        width = 24
-        fill = int(round(width * frac))
-        bar = "#" * fill + "." * (width - fill)
-        msg = (f"sweep {self.done}/{self.total} [{bar}] {100 * frac:3.0f}%  failed {self.failed}  "
-               f"{elapsed:.1f}s" + (f"  eta {eta:.1f}s" if math.isfinite(eta) and self.done < self.total else ""))
-        if self.tty:
-            self.stream.write("\r" + msg + "\x1b[K")
-        else:
-            self.stream.write(msg + "\n")
-        self.stream.flush()
+        if self.bar is not None:
+            self.bar.update(self.done, f"failed {self.failed}", force=self.done == self.bar.total)
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------------------------------
