@@ -370,6 +370,10 @@ cdef class BitsHolder:
     cdef readonly dict info           # weight, domain, cells per octave, achieved error, build time
 
 
+ctypedef double (*map_fn)(const TableMaps*, double) noexcept nogil
+ctypedef double (*map_d_fn)(const TableMaps*, double, double*) noexcept nogil
+
+
 @cython.final
 cdef class CompiledTable:
     cdef TableMaps maps
@@ -377,3 +381,4 @@ cdef class CompiledTable:
     cdef object _arrays               # keeps every array the struct points into alive
     cdef dict _fused                  # weight -> BitsHolder (or None: no fused map for it)
     cdef readonly BitsHolder inverse  # the fast inverse V(T) (None: the table's inverse fit is used)
+    cdef _map(self, xs, map_fn f, map_d_fn fd, bint derivative)

@@ -118,6 +118,7 @@ def _derivative_coef(breaks, coef):
     return out
 
 
+
 cdef class _ChebHolder:
     """Owns the arrays of one ChebFit."""
     cdef ChebFit fit
@@ -370,41 +371,30 @@ cdef class CompiledTable:
         """T(V) in units of tau (0 for V >= v_spike); with ``derivative`` also dT/dV."""
         vs = np.ascontiguousarray(v, dtype=np.float64)
         self._check_v(vs)
-        cdef const double[::1] xv = vs.ravel()
-        out = np.empty(xv.shape[0])
-        dout = np.empty(xv.shape[0])
-        cdef double[::1] ov = out, dv = dout
-        cdef Py_ssize_t i
-        cdef bint der = derivative
-        with nogil:
-            for i in range(xv.shape[0]):
-                if der:
-                    ov[i] = maps_time_d(&self.maps, xv[i], &dv[i])
-                else:
-                    ov[i] = maps_time(&self.maps, xv[i])
-        if derivative:
-            return _out(out, vs.shape), _out(dout, vs.shape)
-        return _out(out, vs.shape)
+        return self._map(vs, maps_time, maps_time_d, derivative)
 
     def voltage_from_time(self, T, derivative=False):
         """V(T) for T >= 0 (V(0) = v_spike); with ``derivative`` also dV/dT."""
         ts = np.ascontiguousarray(T, dtype=np.float64)
         self._check_T(ts)
-        cdef const double[::1] xv = ts.ravel()
+        return self._map(ts, maps_voltage, maps_voltage_d, derivative)
+
+    cdef _map(self, xs, map_fn f, map_d_fn fd, bint derivative):
+        """Apply a compiled map (and optionally its derivative) elementwise, nogil."""
+        cdef const double[::1] xv = xs.ravel()
         out = np.empty(xv.shape[0])
         dout = np.empty(xv.shape[0])
         cdef double[::1] ov = out, dv = dout
         cdef Py_ssize_t i
-        cdef bint der = derivative
         with nogil:
             for i in range(xv.shape[0]):
-                if der:
-                    ov[i] = maps_voltage_d(&self.maps, xv[i], &dv[i])
+                if derivative:
+                    ov[i] = fd(&self.maps, xv[i], &dv[i])
                 else:
-                    ov[i] = maps_voltage(&self.maps, xv[i])
+                    ov[i] = f(&self.maps, xv[i])
         if derivative:
-            return _out(out, ts.shape), _out(dout, ts.shape)
-        return _out(out, ts.shape)
+            return _out(out, xs.shape), _out(dout, xs.shape)
+        return _out(out, xs.shape)
 
     def input(self, T, w):
         """What the engine does to a neuron with remaining time T (units of tau) receiving a jump w:
