@@ -20,12 +20,8 @@ cdef extern from *:
     #define SPARSEPROP_HEAP_ARITY 4
     #endif
     #define SPARSEPROP_PREFETCH(p) __builtin_prefetch((const void*)(p), 1, 3)
-    #ifndef SPARSEPROP_SIFT_PREFETCH
-    #define SPARSEPROP_SIFT_PREFETCH 0
-    #endif
     """
     const int HEAP_ARITY "SPARSEPROP_HEAP_ARITY"
-    const bint SIFT_PREFETCH "SPARSEPROP_SIFT_PREFETCH"
     void prefetch "SPARSEPROP_PREFETCH"(const void* p) noexcept nogil
 
 
@@ -80,10 +76,6 @@ cdef inline void heap_sift_down(Heap* h, Py_ssize_t p) noexcept nogil:
         first = HEAP_ARITY * p + 1
         if first >= size:
             break
-        if SIFT_PREFETCH and HEAP_ARITY * first + 1 < size:
-            # the next level's group is one of the d grandchild groups: fetch all while we compare
-            for c in range(first, first + HEAP_ARITY):
-                prefetch(&h.nodes[HEAP_ARITY * c + 1])
         best = first
         for c in range(first + 1, first + HEAP_ARITY):   # sentinels pad the last group
             if node_less(&h.nodes[c], &h.nodes[best]):
