@@ -532,7 +532,8 @@ def test_cli_json_and_resume(tmp_path, capsys):
     assert Path(rec["csv"]).exists() and Path(rec["meta"]).exists() and Path(rec["jsonl"]).exists()
     assert sweep.main([spec, "--out", out, "--json", "--backend", "serial"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["resumed"] == 12 and "sweep 12/12" in captured.err
+    assert json.loads(captured.out)["resumed"] == 12
+    assert "sweep [" in captured.err and "12/12 runs" in captured.err
     # the text report
     assert sweep.main([spec, "--out", out]) == 0
     assert "12 runs (0 failed, 12 resumed)" in capsys.readouterr().err
