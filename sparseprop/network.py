@@ -64,13 +64,20 @@ class SparseConnectivity:
     indptr : int array, shape (n + 1,)
     indices : int array, shape (nnz,)
     weights : float array, shape (nnz,) or scalar
+    delays : None, float or float array of shape (nnz,)
+        Transmission delays in seconds (>= 0); None uses the network's homogeneous ``delay``.
+    n_post : int, optional
+        Number of postsynaptic neurons (default: the number of rows, a square network). An input
+        projection (`SpikeTrainInput`) has one row per input source and ``n_post`` = the network size.
     """
 
     kind = "csr"
 
-    def __init__(self, indptr, indices, weights):
+    def __init__(self, indptr, indices, weights, delays=None, n_post=None):
         indptr = np.asarray(indptr)
         indices = np.asarray(indices)
+        if indices.size == 0:
+            indices = indices.astype(np.int32)          # [] arrives as float64
         if indptr.dtype.kind not in "iu" or indptr.ndim != 1 or indptr.shape[0] < 2:
             raise ValueError("indptr: expected a 1-D integer array of length n + 1 >= 2")
         if indices.dtype.kind not in "iu" or indices.ndim != 1:
@@ -80,7 +87,9 @@ class SparseConnectivity:
             raise ValueError("indptr: must start at 0 and be non-decreasing")
         if self.indptr[-1] != indices.shape[0]:
             raise ValueError(f"indptr: last entry {self.indptr[-1]} must equal len(indices) = {indices.shape[0]}")
-        n = self.indptr.shape[0] - 1
+        n = self.indptr.shape[0] - 1 if n_post is None else v.integer("n_post", n_post, minimum=1,
+                                                                       maximum=v.INT32_LIMIT)
+        self.n_post = n
         if indices.size and (indices.min() < 0 or indices.max() >= n):
             raise ValueError(f"indices: target ids must lie in [0, {n}), got range "
                              f"[{indices.min()}, {indices.max()}]")
@@ -94,6 +103,17 @@ class SparseConnectivity:
         self.weights = np.ascontiguousarray(weights, dtype=np.float64)
         if not np.all(np.isfinite(self.weights)):
             raise ValueError("weights: all values must be finite")
+        if delays is not None:
+            if np.ndim(delays) == 0:
+                delays = np.full(indices.shape[0], v.real("delays", delays))
+            delays = np.asarray(delays)
+            if delays.dtype.kind not in "fiu" or delays.shape != indices.shape:
+                raise ValueError(f"delays: expected {indices.shape[0]} delays in s (one per synapse), "
+                                 f"got shape {delays.shape} dtype {delays.dtype}")
+            delays = np.ascontiguousarray(delays, dtype=np.float64)
+            if not np.all(np.isfinite(delays)) or np.any(delays < 0):
+                raise ValueError("delays: all values must be finite and >= 0 (seconds)")
+        self.delays = delays
 
     @classmethod
     def from_matrix(cls, W):
@@ -116,11 +136,13 @@ class SparseConnectivity:
 
     @property
     def n(self):
+        """Number of presynaptic neurons (rows)."""
         return self.indptr.shape[0] - 1
 
     def check(self, n):
-        if self.n != n:
-            raise ValueError(f"indptr: connectivity is for {self.n} neurons, the network has n = {n}")
+        if self.n != n or self.n_post != n:
+            raise ValueError(f"indptr: connectivity is {self.n} x {self.n_post} (pre x post), the network "
+                             f"has n = {n}")
 
     def targets(self, j, n=None):
         a, b = self.indptr[j], self.indptr[j + 1]
@@ -129,11 +151,19 @@ class SparseConnectivity:
     def has_excitation(self):
         return bool(np.any(self.weights > 0))
 
+    def has_delays(self):
+        return self.delays is not None and bool(np.any(self.delays > 0))
+
     def to_dict(self):
-        return {"kind": self.kind, "indptr": self.indptr, "indices": self.indices, "weights": self.weights}
+        d = {"kind": self.kind, "indptr": self.indptr, "indices": self.indices, "weights": self.weights}
+        if self.delays is not None:
+            d["delays"] = self.delays
+        if self.n_post != self.n:
+            d["n_post"] = self.n_post
+        return d
 
     def __repr__(self):
-        return f"SparseConnectivity(n={self.n}, nnz={self.indices.shape[0]})"
+        return f"SparseConnectivity(n={self.n}, n_post={self.n_post}, nnz={self.indices.shape[0]})"
 
 
 def connectivity_from_dict(d):
@@ -162,9 +192,23 @@ class Network:
     tau : float
         Membrane time constant in seconds (shared by all neurons).
     connectivity : FixedOutDegree or SparseConnectivity
+    delay : float
+        Homogeneous transmission delay in seconds (>= 0) of every synapse without its own delay
+        (`SparseConnectivity(..., delays=...)`): a spike at t reaches its targets at t + delay.
+    refractory : float or array of shape (n,)
+        Absolute refractory period in seconds (>= 0): after a spike the neuron is clamped at its
+        reset and ignores every input for this long, then flows freely from the reset.
+    inputs : sequence of PoissonInput / SpikeTrainInput
+        External event sources.
+    populations : dict, optional
+        ``name -> (start, stop)``: contiguous id ranges covering ``0..n-1`` (for per-population
+        statistics and plots). Default: one population ``"all"``.
     """
 
-    def __init__(self, model, n, drive, tau=0.01, connectivity=None):
+    def __init__(self, model, n, drive, tau=0.01, connectivity=None, *, delay=0.0, refractory=0.0,
+                 inputs=(), populations=None):
+        from sparseprop.inputs import PoissonInput, SpikeTrainInput
+
         if isinstance(model, str):
             model = make_model(model)
         if not isinstance(model, NeuronModel):
@@ -180,6 +224,23 @@ class Network:
             raise TypeError(f"connectivity: expected FixedOutDegree or SparseConnectivity, got {connectivity!r}")
         connectivity.check(self.n)
         self.connectivity = connectivity
+        self.delay = v.real("delay", delay)
+        if self.delay < 0:
+            raise ValueError(f"delay: must be >= 0 seconds, got {self.delay}")
+        self.refractory = v.per_neuron("refractory", refractory, self.n)
+        if np.any(np.asarray(self.refractory) < 0):
+            raise ValueError("refractory: must be >= 0 seconds")
+        if isinstance(inputs, (PoissonInput, SpikeTrainInput)):
+            inputs = [inputs]
+        self.inputs = list(inputs)
+        for inp in self.inputs:
+            if isinstance(inp, PoissonInput):
+                inp.target_ids(self.n)
+            elif isinstance(inp, SpikeTrainInput):
+                inp.check(self.n)
+            else:
+                raise TypeError(f"inputs: expected PoissonInput or SpikeTrainInput items, got {inp!r}")
+        self.populations = _check_populations(populations, self.n)
 
     def targets(self, j):
         """``(targets, weights)`` of neuron j in delivery order."""
@@ -190,14 +251,39 @@ class Network:
         """Boolean array: which neurons reach threshold without input."""
         return np.broadcast_to(self.model.suprathreshold(self.drive), (self.n,))
 
+    def has_events(self):
+        """True when anything besides the free flow can make a neuron fire (inputs)."""
+        return any(getattr(inp, "has_excitation", lambda: inp.weight > 0)() for inp in self.inputs)
+
+    def uses_event_sources(self):
+        """True when the run needs the engine's extra event sources (delays, refractoriness, inputs)."""
+        c = self.connectivity
+        return bool(self.delay > 0 or (isinstance(c, SparseConnectivity) and c.has_delays())
+                    or np.any(np.asarray(self.refractory) > 0) or self.inputs)
+
     def to_dict(self):
-        return {"model": self.model.name, "model_params": self.model.params(), "n": self.n,
-                "drive": self.drive, "tau": self.tau, "connectivity": self.connectivity.to_dict()}
+        d = {"model": self.model.name, "model_params": self.model.params(), "n": self.n,
+             "drive": self.drive, "tau": self.tau, "connectivity": self.connectivity.to_dict()}
+        if self.delay:
+            d["delay"] = self.delay
+        if np.any(np.asarray(self.refractory) != 0):
+            d["refractory"] = self.refractory
+        if self.inputs:
+            d["inputs"] = [inp.to_dict() for inp in self.inputs]
+        if self.populations != {"all": (0, self.n)}:
+            d["populations"] = {k: list(r) for k, r in self.populations.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d):
+        from sparseprop.inputs import input_from_dict
+
+        pops = d.get("populations")
         return cls(make_model(d["model"], **d.get("model_params", {})), d["n"], d["drive"], d["tau"],
-                   connectivity_from_dict(d["connectivity"]))
+                   connectivity_from_dict(d["connectivity"]), delay=d.get("delay", 0.0),
+                   refractory=d.get("refractory", 0.0),
+                   inputs=[input_from_dict(x) for x in d.get("inputs", [])],
+                   populations=None if pops is None else {k: tuple(r) for k, r in pops.items()})
 
     def fingerprint(self):
         """Short digest identifying the network (used to refuse continuing a run on another network)."""
@@ -209,10 +295,8 @@ class Network:
 
     def _flat(self):
         d = self.to_dict()
-        conn = d.pop("connectivity")
-        d.update({f"connectivity.{k}": val for k, val in conn.items()})
         d["model_params"] = json.dumps(d["model_params"], sort_keys=True)
-        return d
+        return _flatten(d)
 
     def describe(self):
         """JSON-friendly summary (no large arrays)."""
@@ -224,10 +308,56 @@ class Network:
             out.update(k=c.k, weight=c.weight, seed_net=c.seed)
         else:
             out.update(synapses=int(c.indices.shape[0]))
+        if self.delay or (isinstance(c, SparseConnectivity) and c.delays is not None):
+            out["delay_s"] = self.delay if c.kind != "csr" or c.delays is None else "per-synapse"
+        if np.any(np.asarray(self.refractory) != 0):
+            out["refractory_s"] = self.refractory if np.ndim(self.refractory) == 0 else "per-neuron"
+        if self.inputs:
+            out["inputs"] = [repr(inp) for inp in self.inputs]
+        if len(self.populations) > 1:
+            out["populations"] = {k: list(r) for k, r in self.populations.items()}
         return out
 
     def __repr__(self):
         return f"Network({self.model!r}, n={self.n}, tau={self.tau}, {self.connectivity!r})"
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    items = d.items() if isinstance(d, dict) else enumerate(d)
+    for key, val in items:
+        name = f"{prefix}{key}"
+        if isinstance(val, (dict, list)) and not (isinstance(val, list) and all(
+                isinstance(x, (int, float)) for x in val)):
+            out.update(_flatten(val, name + "."))
+        else:
+            out[name] = val
+    return out
+
+
+def _check_populations(populations, n):
+    if populations is None:
+        return {"all": (0, n)}
+    if not isinstance(populations, dict) or not populations:
+        raise TypeError("populations: expected a non-empty dict name -> (start, stop)")
+    ranges = []
+    out = {}
+    for name, r in populations.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"populations: names must be non-empty strings, got {name!r}")
+        try:
+            start, stop = (int(x) for x in r)
+        except (TypeError, ValueError):
+            raise ValueError(f"populations: {name!r} must map to (start, stop), got {r!r}") from None
+        if not 0 <= start < stop <= n:
+            raise ValueError(f"populations: {name!r} = ({start}, {stop}) must satisfy 0 <= start < stop <= n = {n} "
+                             "(empty populations are not allowed)")
+        out[name] = (start, stop)
+        ranges.append((start, stop))
+    ranges.sort()
+    if ranges[0][0] != 0 or ranges[-1][1] != n or any(a[1] != b[0] for a, b in zip(ranges, ranges[1:])):
+        raise ValueError(f"populations: the ranges {ranges} must tile 0..{n} without gaps or overlaps")
+    return out
 
 
 def balance_drive(k, j0, rate, tau):

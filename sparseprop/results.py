@@ -26,6 +26,11 @@ class NetworkState:
         Spikes processed since t = 0.
     fingerprint : str
         Digest of the network the state belongs to.
+    events : dict or None
+        Event sources in flight (networks with delays, refractoriness or inputs): pending
+        deliveries (``pending_clock``, ``pending_j``, ``pending_run``, ``pending_fifo``), the
+        Poisson generator (``pois_state``, ``pois_clock``), the next given input (``in_pos``) and
+        ``refractory_until`` (clock per neuron, NaN: not refractory).
     """
     states: np.ndarray
     clock: float
@@ -33,19 +38,26 @@ class NetworkState:
     t: float
     n_spikes: int
     fingerprint: str
+    events: dict = None
 
     def to_arrays(self, prefix="state_"):
-        return {f"{prefix}states": self.states,
-                f"{prefix}scalars": np.array([self.clock, self.t]),
-                f"{prefix}counts": np.array([self.n_renorm, self.n_spikes], dtype=np.int64),
-                f"{prefix}fingerprint": np.array(self.fingerprint)}
+        out = {f"{prefix}states": self.states,
+               f"{prefix}scalars": np.array([self.clock, self.t]),
+               f"{prefix}counts": np.array([self.n_renorm, self.n_spikes], dtype=np.int64),
+               f"{prefix}fingerprint": np.array(self.fingerprint)}
+        for key, val in (self.events or {}).items():
+            out[f"{prefix}ev_{key}"] = np.asarray(val)
+        return out
 
     @classmethod
     def from_arrays(cls, arrays, prefix="state_"):
         clock, t = arrays[f"{prefix}scalars"]
         n_renorm, n_spikes = arrays[f"{prefix}counts"]
+        tag = f"{prefix}ev_"
+        events = {k[len(tag):]: (np.array(val) if np.ndim(val) else val[()])
+                  for k, val in arrays.items() if k.startswith(tag)} or None
         return cls(np.array(arrays[f"{prefix}states"]), float(clock), int(n_renorm), float(t),
-                   int(n_spikes), str(arrays[f"{prefix}fingerprint"]))
+                   int(n_spikes), str(arrays[f"{prefix}fingerprint"]), events)
 
 
 class SimulationResult:

@@ -10,7 +10,8 @@ from sparseprop._core._engine import Engine, Status
 STATUS_COUNT, STATUS_TIME, STATUS_SILENT = (int(Status.STATUS_COUNT), int(Status.STATUS_TIME),
                                             int(Status.STATUS_SILENT))
 from sparseprop._progress import Progress
-from sparseprop.network import FixedOutDegree, Network
+from sparseprop.inputs import PoissonInput, SpikeTrainInput
+from sparseprop.network import FixedOutDegree, Network, SparseConnectivity
 from sparseprop.results import NetworkState, SimulationResult
 
 _TARGET_CHUNK_S = 0.1   # wall time per nogil chunk: bounds Ctrl-C latency and progress updates
@@ -58,7 +59,212 @@ def _engine_kwargs(conn):
     return {"indptr": conn.indptr, "indices": conn.indices, "weights": conn.weights}
 
 
-def simulate(network, spikes=None, t_max=None, *, seed_ic=1, initial_phases=None,
+_MAX_FIFOS = 16   # distinct delay values served by FIFOs; more go to the pending-delivery heap
+
+
+def _delay_runs(indptr, indices, weights, delays):
+    """Sort each row by delay (stable) and cut it into runs of equal delay.
+
+    Returns the permuted (indices, weights), run_ptr (n + 1), run_end (end of each run in the
+    permuted arrays) and the delay of each run.
+    """
+    n = indptr.shape[0] - 1
+    counts = np.diff(indptr)
+    row = np.repeat(np.arange(n, dtype=np.int64), counts)
+    order = np.lexsort((delays, row))          # by row, then delay; stable within equal delays
+    d = delays[order]
+    new_run = np.ones(d.shape[0], dtype=bool)
+    new_run[1:] = (d[1:] != d[:-1]) | (row[1:] != row[:-1])
+    starts = np.flatnonzero(new_run)
+    run_end = np.append(starts[1:], d.shape[0]).astype(np.int64)
+    run_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row[starts], minlength=n), out=run_ptr[1:])
+    return indices[order], weights[order], run_ptr, run_end, d[starts]
+
+
+def _delay_classes(run_delay, bound, tau):
+    """FIFO per distinct nonzero delay when there are few, else the pending heap for all of them."""
+    nonzero = np.unique(run_delay[run_delay > 0])
+    if nonzero.size <= _MAX_FIFOS:
+        cls = np.searchsorted(nonzero, run_delay).astype(np.int32)
+        fifo_offsets = np.atleast_1d(bound.clock_offset(nonzero / tau))
+    else:
+        cls = np.zeros(run_delay.shape[0], dtype=np.int32)       # == n_fifo: the pending heap
+        fifo_offsets = np.empty(0)
+    cls[run_delay == 0] = -1
+    return cls, fifo_offsets
+
+
+def _input_events(network, tau):
+    """Given input spikes as arrival events (time / tau, synapse range) sorted by arrival time."""
+    trains = [x for x in network.inputs if isinstance(x, SpikeTrainInput)]
+    if not trains:
+        return {}
+    t_all, a_all, b_all, idx_all, w_all = [], [], [], [], []
+    base = 0
+    for x in trains:
+        c = x.connectivity
+        delays = c.delays if c.delays is not None else np.full(c.indices.shape[0], network.delay)
+        idx, w, run_ptr, run_end, run_delay = _delay_runs(c.indptr, c.indices, c.weights, delays)
+        run_start = np.concatenate([[0], run_end[:-1]])
+        nruns = np.diff(run_ptr)
+        # one event per (input spike, run of its source)
+        spike_of = np.repeat(np.arange(x.times.shape[0]), nruns[x.sources])
+        first = run_ptr[x.sources]
+        run = np.arange(spike_of.shape[0]) - np.repeat(np.cumsum(nruns[x.sources]) - nruns[x.sources],
+                                                       nruns[x.sources]) + first[spike_of]
+        t_all.append(x.times[spike_of] + run_delay[run])
+        a_all.append(run_start[run] + base)
+        b_all.append(run_end[run] + base)
+        idx_all.append(idx)
+        w_all.append(w)
+        base += idx.shape[0]
+    t = np.concatenate(t_all)
+    order = np.argsort(t, kind="stable")
+    return {"in_t": t[order] / tau, "in_a": np.concatenate(a_all)[order],
+            "in_b": np.concatenate(b_all)[order], "in_idx": np.concatenate(idx_all),
+            "in_w": np.concatenate(w_all)}
+
+
+def _poisson_groups(network, tau):
+    groups = [x for x in network.inputs if isinstance(x, PoissonInput)]
+    if not groups:
+        return {}
+    ids = [g.target_ids(network.n) for g in groups]
+    ranges = all(g.targets is None or isinstance(g.targets, tuple) for g in groups)
+    count = np.array([len(i) for i in ids], dtype=np.int32)
+    out = {"pois_cum": np.cumsum([g.rate * tau * len(i) for g, i in zip(groups, ids)]),
+           "pois_weight": np.array([g.weight for g in groups]),
+           "pois_start": np.array([i[0] for i in ids], dtype=np.int32), "pois_count": count,
+           "pois_off": np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)}
+    if not ranges:
+        out["pois_ids"] = np.concatenate(ids)
+    return out
+
+
+def _compile(network, bound, seed_input):
+    """Engine connectivity and event-source arguments for a network."""
+    tau = network.tau
+    conn = network.connectivity
+    kwargs = _engine_kwargs(conn)
+    ev = {}
+    ref = np.asarray(network.refractory, dtype=np.float64)
+    if np.any(ref > 0):
+        ev["ref_off"] = np.atleast_1d(bound.clock_offset(ref / tau))
+    if isinstance(conn, SparseConnectivity) and conn.delays is not None and np.unique(conn.delays).size > 1:
+        idx, w, run_ptr, run_end, run_delay = _delay_runs(conn.indptr, conn.indices, conn.weights, conn.delays)
+        cls, fifo_offsets = _delay_classes(run_delay, bound, tau)
+        kwargs.update(indices=idx, weights=w)
+        ev.update(delay_mode=2, run_ptr=run_ptr, run_end=run_end, run_cls=cls, fifo_offsets=fifo_offsets,
+                  run_off=np.atleast_1d(bound.clock_offset(run_delay / tau)))
+    else:
+        delay = network.delay
+        if isinstance(conn, SparseConnectivity) and conn.delays is not None and conn.delays.size:
+            delay = float(conn.delays[0])
+        if delay > 0:
+            ev.update(delay_mode=1, fifo_offsets=np.atleast_1d(bound.clock_offset(delay / tau)))
+    pois = _poisson_groups(network, tau)
+    if pois:
+        ev.update(pois)
+        ev["pois_state"] = _mix_seed(seed_input)
+        ev["pois_clock"] = np.nan                    # the engine draws the first event
+    ev.update(_input_events(network, tau))
+    return kwargs, ev
+
+
+def _mix_seed(seed):
+    """64-bit SplitMix state for the Poisson stream of a seed (never the raw seed: seeds 1, 2, ...
+    would otherwise give overlapping streams)."""
+    z = (int(seed) * 0x9E3779B97F4A7C15 + 0x5851F42D4C957F2D) & (2**64 - 1)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+    return np.uint64(z ^ (z >> 31))
+
+
+class Record:
+    """What `simulate` keeps.
+
+    Parameters
+    ----------
+    neurons : None or int array
+        Record spikes of these neurons only (None: all).
+    t_start, t_stop : float, optional
+        Record spikes with t_start <= t <= t_stop (s) only.
+    voltages : None or int array
+        Neurons whose membrane voltage is sampled at `sample_times` (exact: from the state, no
+        integration). Refractory neurons read their reset voltage.
+    sample_times : float array
+        Sorted sampling times in seconds.
+    max_spikes : int, optional
+        Memory cap: at most this many recorded spikes in memory. Then ``on_full="stop"`` ends the
+        run there (``result.metadata["stopped_by"] == "memory"``) and ``on_full="stream"`` appends
+        the buffer to raw files in `stream_dir` (``times.f64``, ``neurons.i32``) and goes on; the
+        result's ``times``/``neurons`` are then memory-mapped from those files.
+    """
+
+    def __init__(self, neurons=None, t_start=None, t_stop=None, voltages=None, sample_times=None,
+                 max_spikes=None, on_full="stop", stream_dir=None):
+        self.neurons = None if neurons is None else _ids("neurons", neurons)
+        self.t_start = -math.inf if t_start is None else v.real("t_start", t_start)
+        self.t_stop = math.inf if t_stop is None else v.real("t_stop", t_stop)
+        if self.t_stop < self.t_start:
+            raise ValueError(f"t_stop: must be >= t_start ({self.t_start}), got {self.t_stop}")
+        self.voltages = None if voltages is None else _ids("voltages", voltages)
+        if (voltages is None) != (sample_times is None):
+            raise ValueError("voltages, sample_times: give both (which neurons, when) or neither")
+        if sample_times is not None:
+            st = np.asarray(sample_times, dtype=np.float64)
+            if st.ndim != 1 or not np.all(np.isfinite(st)) or np.any(st < 0) or np.any(np.diff(st) < 0):
+                raise ValueError("sample_times: expected a sorted 1-D array of finite times >= 0 (s)")
+            self.sample_times = st
+        else:
+            self.sample_times = None
+        self.max_spikes = None if max_spikes is None else v.integer("max_spikes", max_spikes, minimum=1)
+        self.on_full = v.choice("on_full", on_full, {"stop", "stream"})
+        if on_full == "stream" and stream_dir is None:
+            raise ValueError("stream_dir: on_full='stream' needs a directory for the spike files")
+        self.stream_dir = stream_dir
+
+    def check(self, n):
+        for name in ("neurons", "voltages"):
+            ids = getattr(self, name)
+            if ids is not None and ids.size and (ids.min() < 0 or ids.max() >= n):
+                raise ValueError(f"{name}: neuron ids must lie in [0, {n})")
+
+
+def _ids(name, ids):
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D integer array of neuron ids")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+class _SpikeStream:
+    """Appends spike chunks to raw files (the memory cap's "stream" behaviour)."""
+
+    def __init__(self, directory):
+        import os
+
+        os.makedirs(directory, exist_ok=True)
+        self.paths = (os.path.join(directory, "times.f64"), os.path.join(directory, "neurons.i32"))
+        self.files = [open(p, "wb") for p in self.paths]
+        self.count = 0
+
+    def write(self, times, ids):
+        self.files[0].write(np.ascontiguousarray(times, dtype=np.float64).tobytes())
+        self.files[1].write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+        self.count += times.shape[0]
+
+    def close(self):
+        for f in self.files:
+            f.close()
+        if self.count == 0:
+            return np.empty(0), np.empty(0, dtype=np.int32)
+        return (np.memmap(self.paths[0], dtype=np.float64, mode="r"),
+                np.memmap(self.paths[1], dtype=np.int32, mode="r"))
+
+
+def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initial_phases=None,
              initial_voltages=None, state=None, engine="heap", record=True, progress=None):
     """Simulate a network exactly, event by event.
 
@@ -73,17 +279,20 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, initial_phases=None
     seed_ic : int
         Seed of the random initial phases (uniform in [phase_reset, phase_threshold)); neurons
         without a free orbit start at a uniform voltage in [v_reset, 1).
+    seed_input : int
+        Seed of the Poisson inputs (`PoissonInput`).
     initial_phases, initial_voltages : array (n,), optional
         Explicit initial condition instead of the random one.
     state : NetworkState, optional
         ``result.final_state`` of an earlier run on the same network: continues it exactly
-        (bit for bit the same as one long run).
+        (bit for bit the same as one long run, including pending deliveries and Poisson inputs).
     engine : {"heap", "dense"}
         ``"heap"``: SparseProp, O(K log N) per spike. ``"dense"``: the conventional event-driven
         algorithm, O(N) per spike (scans every neuron), same spike sequence; for validation and
         speed comparisons.
-    record : bool
-        Keep spike times and ids (False: only count them, e.g. for benchmarks).
+    record : bool or Record
+        Keep spike times and ids (False: only count them, e.g. for benchmarks); a `Record` selects
+        neurons, a time window, voltage sampling and a memory cap.
     progress : bool or None
         Progress bar on stderr; None shows it when stderr is a terminal and the run is long.
 
@@ -102,7 +311,16 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, initial_phases=None
     if t_max is not None:
         t_max = v.real("t_max", t_max, positive=True)
     v.choice("engine", engine, {"heap", "dense"})
-    bound = network.model.bind(network.drive, network.n)
+    seed_input = v.seed("seed_input", seed_input)
+    rec = record if isinstance(record, Record) else Record() if record else None
+    if record is not None and not isinstance(record, (bool, Record)):
+        raise TypeError("record: expected True, False or a sparseprop.Record")
+    if rec is not None:
+        rec.check(network.n)
+    drive = network.drive
+    if network.uses_event_sources() and network.model.name == "qif" and np.ndim(drive) == 0:
+        drive = np.full(network.n, drive)      # the QIF phase clock has no fixed delay offsets
+    bound = network.model.bind(drive, network.n)
 
     if state is not None:
         if not isinstance(state, NetworkState):
@@ -120,29 +338,70 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, initial_phases=None
     if t_max is not None and t_max <= t_start:
         raise ValueError(f"t_max: must be after the start of this run ({t_start} s), got {t_max}")
 
-    core = Engine(bound, states, clock, n_renorm, engine, **_engine_kwargs(network.connectivity))
+    kwargs, ev = _compile(network, bound, seed_input)
+    if state is not None and state.events:
+        se = state.events
+        if "pois_state" in ev:
+            ev["pois_state"] = np.uint64(se["pois_state"])
+            ev["pois_clock"] = float(se["pois_clock"])
+        ev["in_pos"] = int(se.get("in_pos", 0))
+        ev["refractory_until"] = se.get("refractory_until")
+        if len(se.get("pending_clock", ())):
+            ev["pending"] = (se["pending_clock"], se["pending_j"], se["pending_run"], se["pending_fifo"])
+    if rec is not None:
+        ev.update(rec_mask=None if rec.neurons is None else np.isin(np.arange(network.n), rec.neurons).astype(np.uint8),
+                  rec_t0=rec.t_start, rec_t1=rec.t_stop)
+    core = Engine(bound, states, clock, n_renorm, engine, events=ev, **kwargs)
+    record = rec is not None
     t_stop = math.inf if t_max is None else t_max
-    capacity = spikes if spikes is not None else 1 << 16
+    cap_mem = rec.max_spikes if rec is not None and rec.max_spikes else None
+    capacity = min(spikes if spikes is not None else 1 << 16, cap_mem or (1 << 62))
     times = np.empty(capacity if record else 0, dtype=np.float64)
     ids = np.empty(capacity if record else 0, dtype=np.int32)
+    stream = _SpikeStream(rec.stream_dir) if record and rec.on_full == "stream" and cap_mem else None
+    samples = rec.sample_times if record and rec.sample_times is not None else np.empty(0)
+    samples = samples[samples >= t_start]
+    if t_max is not None:
+        samples = samples[samples <= t_max]
+    volts = np.full((samples.shape[0], 0 if not samples.size else rec.voltages.shape[0]), np.nan)
+    n_sampled = 0
     total = spikes if spikes is not None else None
     bar = Progress(total if total else t_max, "spikes" if total else "s", enabled=progress)
 
-    count, chunk, status, interrupted = 0, 1024, STATUS_COUNT, False
+    count, n_rec, chunk, status, interrupted, stopped = 0, 0, 1024, STATUS_COUNT, False, None
     wall0 = time.perf_counter()
     try:
         while True:
             want = chunk if spikes is None else min(chunk, spikes - count)
             if want <= 0:
                 break
-            if record and count + want > times.shape[0]:
-                capacity = max(2 * times.shape[0], count + want)
-                times = _grow(times, capacity, count)
-                ids = _grow(ids, capacity, count)
+            if record:
+                if cap_mem and n_rec + want > cap_mem:
+                    if stream is not None and n_rec:
+                        stream.write(times[:n_rec], ids[:n_rec])
+                        n_rec = 0
+                    want = min(want, cap_mem - n_rec)
+                    if want <= 0:
+                        stopped = "memory"
+                        break
+                if n_rec + want > times.shape[0]:
+                    capacity = max(2 * times.shape[0], n_rec + want)
+                    if cap_mem:
+                        capacity = min(capacity, cap_mem)
+                    times = _grow(times, capacity, n_rec)
+                    ids = _grow(ids, capacity, n_rec)
+            stop_at = samples[n_sampled] if n_sampled < samples.shape[0] else t_stop
             c0 = time.perf_counter()
-            done, status = core.run(times, ids, count, want, t_stop, network.tau, record)
+            done, got, status = core.run(times, ids, n_rec, want, stop_at, network.tau, record,
+                                         max(64 * chunk, 1 << 16))
             count += done
+            n_rec += got
             dt = time.perf_counter() - c0
+            if status == STATUS_TIME and n_sampled < samples.shape[0] and stop_at < t_stop:
+                volts[n_sampled] = _voltages_at(core, bound, network, rec.voltages, stop_at)
+                n_sampled += 1
+                status = STATUS_COUNT
+                continue
             if status != STATUS_COUNT:
                 break
             chunk = int(min(max(chunk * min(_TARGET_CHUNK_S / max(dt, 1e-6), 4.0), 256), 1 << 24))
@@ -155,22 +414,63 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, initial_phases=None
     finally:
         bar.close()
     wall = time.perf_counter() - wall0
+    # samples at t_max itself, or after the network fell silent (nothing changes any more)
+    while (n_sampled < samples.shape[0] and not interrupted
+           and (status == STATUS_SILENT or (status == STATUS_TIME and samples[n_sampled] <= t_stop))):
+        volts[n_sampled] = _voltages_at(core, bound, network, rec.voltages, samples[n_sampled])
+        n_sampled += 1
 
-    t_last = core.elapsed(core.clock, core.n_renorm) * network.tau if count else t_start
+    t_last = core.elapsed(core.clock, core.n_renorm) * network.tau if core.clock != clock else t_start
     t_end = t_max if status == STATUS_TIME else t_last
     if record:
-        times = times[:count] if count == times.shape[0] else times[:count].copy()
-        ids = ids[:count] if count == ids.shape[0] else ids[:count].copy()
+        times = times[:n_rec] if n_rec == times.shape[0] else times[:n_rec].copy()
+        ids = ids[:n_rec] if n_rec == ids.shape[0] else ids[:n_rec].copy()
+        if stream is not None:
+            if n_rec:
+                stream.write(times, ids)
+            times, ids = stream.close()
     # The engine clock stays at the last event (that is what makes continuation bit-exact); the
     # state's time is the end of the simulated window.
+    events = None
+    if network.uses_event_sources():
+        events = core.event_state()
+        events["refractory_until"] = core.refractory_until()
     final = NetworkState(core.states(), core.clock, core.n_renorm, t_end, spikes_before + count,
-                         network.fingerprint())
+                         network.fingerprint(), events)
+    by = {STATUS_COUNT: "spikes", STATUS_TIME: "t_max", STATUS_SILENT: "silent"}[status]
     meta = {"network": network.describe(), "engine": engine, "representation": bound.representation,
-            "seed_ic": seed_ic if state is None else None, "spikes_requested": spikes, "t_max": t_max,
-            "stopped_by": {STATUS_COUNT: "spikes", STATUS_TIME: "t_max", STATUS_SILENT: "silent"}[status]
-            if not interrupted else "interrupt", "recorded": bool(record)}
-    return SimulationResult(times if record else None, ids if record else None, network.n, t_start,
-                            t_end, count, wall, interrupted, final, meta, network=network)
+            "seed_ic": seed_ic if state is None else None, "seed_input": seed_input,
+            "spikes_requested": spikes, "t_max": t_max,
+            "stopped_by": "interrupt" if interrupted else stopped or by, "recorded": bool(record),
+            "events": int(core.events)}
+    if record and (rec.neurons is not None or np.isfinite(rec.t_start) or np.isfinite(rec.t_stop)):
+        meta["record"] = {"neurons": None if rec.neurons is None else int(rec.neurons.size),
+                          "t_start": rec.t_start if np.isfinite(rec.t_start) else None,
+                          "t_stop": rec.t_stop if np.isfinite(rec.t_stop) else None}
+    res = SimulationResult(times if record else None, ids if record else None, network.n, t_start,
+                           t_end, count, wall, interrupted or stopped == "memory", final, meta, network=network)
+    if samples.size:
+        res.sample_times = samples[:n_sampled]
+        res.voltages = volts[:n_sampled]
+        res.voltage_neurons = rec.voltages
+    return res
+
+
+def _voltages_at(core, bound, network, ids, t):
+    """Exact voltages of neurons `ids` at time t (s), between events."""
+    st, busy = core.sample(ids)
+    clock = bound.clock_at(t / network.tau, core.n_renorm)
+    drive = network.drive
+    if np.ndim(drive):
+        sub = network.model.bind(drive[ids], ids.shape[0])
+    else:
+        sub = network.model.bind(np.full(ids.shape[0], drive), ids.shape[0]) if bound.representation == "time" \
+            else bound
+    with np.errstate(divide="ignore", invalid="ignore"):
+        volts = np.asarray(sub.voltage_from_state(st, clock), dtype=np.float64)
+    if np.any(busy):
+        volts[busy] = bound.voltage_reset
+    return volts
 
 
 def _grow(arr, capacity, used):
@@ -180,9 +480,10 @@ def _grow(arr, capacity, used):
 
 
 def _check_can_fire(network, bound, states, clock):
-    if np.any(network.suprathreshold()):
+    if np.any(network.suprathreshold()) or network.has_events():
         return
     # No free orbit anywhere: only a neuron already at threshold could start activity.
     if not np.any(bound.voltage_from_state(states, clock) >= 1.0):
-        raise ValueError("drive: no neuron reaches threshold on its own (LIF needs drive > 1) and none "
-                         "starts at threshold, so nothing can ever fire; raise the drive")
+        raise ValueError("drive: no neuron reaches threshold on its own (LIF needs drive > 1), none "
+                         "starts at threshold and no excitatory input is given, so nothing can ever fire; "
+                         "raise the drive or add excitatory inputs")

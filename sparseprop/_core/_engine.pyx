@@ -17,20 +17,21 @@
 #
 # (Lazy key increases -- leave a lower bound in the heap, fix stale tops before each spike -- were
 # measured and rejected: 23 root sift-downs per spike cost as much as the 100 eager repairs.)
-from libc.stdint cimport int64_t, uint64_t, uint32_t
-from libc.stdlib cimport calloc, malloc, free
-from libc.math cimport INFINITY, isfinite
+from libc.stdint cimport int64_t, int32_t, uint64_t, uint32_t
+from libc.stdlib cimport calloc, malloc, realloc, free
+from libc.math cimport INFINITY, isfinite, log, exp
 
 import numpy as np
 
 from sparseprop._core._typedefs cimport id_t
 from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap_build, heap_update,
                                      heap_change_key, heap_key, heap_prefetch, prefetch)
-from sparseprop._core._rng cimport draw_targets
+from sparseprop._core._rng cimport draw_targets, next64, bounded
 from sparseprop._core._memory cimport big_alloc
 from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel,
                                        model_t, model_begin_spike, model_input, model_key, model_reset,
-                                       model_elapsed, model_renorm_due, model_renorm,
+                                       model_elapsed, model_renorm_due, model_renorm, model_advance,
+                                       model_clock_at,
                                        MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
@@ -49,9 +50,10 @@ cdef extern from *:
     const Py_ssize_t PF_NODE "SPARSEPROP_PF_NODE"
 
 cpdef enum Status:
-    STATUS_COUNT = 0     # the requested number of spikes was processed
-    STATUS_TIME = 1      # the next spike would be after t_stop
-    STATUS_SILENT = 2    # no neuron will ever fire again
+    STATUS_COUNT = 0     # the requested number of spikes (or the event budget) was processed
+    STATUS_TIME = 1      # the next event would be after t_stop
+    STATUS_SILENT = 2    # no neuron will ever fire again and no event is pending
+    STATUS_NOMEM = 3     # a pending-delivery buffer could not grow
 
 
 ctypedef HeapEntry Slot     # payload = the neuron's state, pos = its heap position
@@ -59,6 +61,7 @@ ctypedef HeapEntry Slot     # payload = the neuron's state, pos = its heap posit
 
 ctypedef struct DenseQueue:
     double* keys
+    unsigned char* flags     # 1 = refractory (key = end of refractoriness), as HeapNode.flag
     Py_ssize_t n
 
 
@@ -81,6 +84,169 @@ ctypedef struct Core:
     const double* weights
     double clock
     long long n_renorm
+
+
+# ---- event sources besides the neuron queue -------------------------------------------------------
+# Delayed deliveries. Row j's synapses are split into runs of equal delay (CSR sorted by delay within
+# each row; run r of j covers [run_end[r-1] or indptr[j], run_end[r])). A spike delivers its
+# zero-delay runs at once and schedules the others. Delays with few distinct values each get a FIFO
+# (spike times are monotone, so deliveries of one delay come out in order: O(1)); any other delay
+# goes to a binary heap ordered by (clock, insertion order). `run = -1`: the whole row.
+ctypedef struct Delivery:
+    double clock
+    id_t j
+    int32_t run
+
+
+ctypedef struct Fifo:
+    Delivery* buf
+    Py_ssize_t cap          # power of two
+    Py_ssize_t head
+    Py_ssize_t size
+    double offset           # model_advance offset of this FIFO's delay
+
+
+ctypedef struct Pending:
+    double clock
+    uint64_t seq
+    id_t j
+    int32_t run
+
+
+ctypedef struct PendingHeap:
+    Pending* nodes
+    Py_ssize_t size
+    Py_ssize_t cap
+    uint64_t seq
+
+
+cdef enum:
+    DELAY_NONE = 0      # every synapse delivers at the spike
+    DELAY_ROW = 1       # one delay for every synapse: whole rows through FIFO 0
+    DELAY_RUNS = 2      # per-synapse delays: runs
+
+
+cdef enum:
+    SRC_NONE = 0
+    SRC_INPUT = 1
+    SRC_POISSON = 2
+    SRC_FIFO = 3
+    SRC_PENDING = 4
+
+
+ctypedef struct Sources:
+    int delay_mode
+    Fifo* fifos
+    int n_fifo
+    PendingHeap pend
+    const int64_t* run_ptr
+    const int64_t* run_end
+    const int32_t* run_cls      # -1: at once; 0..n_fifo-1: that FIFO; n_fifo: the pending heap
+    const double* run_off       # model_advance offset of each run's delay (pending-heap runs)
+    # refractoriness: a spiker's node gets flag 1 and key = end of refractoriness
+    bint ref_on
+    const double* ref_off
+    Py_ssize_t ref_stride
+    # Poisson: one process of total rate (per tau) with a random target: group g by cumulative rate,
+    # then a uniform member (start + r, or ids[off + r])
+    int n_pois
+    double pois_rate
+    const double* pois_cum
+    const double* pois_weight
+    const id_t* pois_start
+    const id_t* pois_count
+    const int64_t* pois_off
+    const id_t* pois_ids
+    uint64_t pois_state
+    double pois_clock           # clock of the next Poisson event (+inf: none)
+    # given input spikes: time (units of tau), synapse range [a, b) of the input projection
+    Py_ssize_t in_n
+    Py_ssize_t in_pos
+    const double* in_t
+    const int64_t* in_a
+    const int64_t* in_b
+    const id_t* in_idx
+    const double* in_w
+    double in_clock             # clock of in_t[in_pos] in the current renormalisation epoch
+    # recording
+    const unsigned char* rec_mask   # NULL: every neuron
+    double rec_t0
+    double rec_t1
+    double clock_stop
+    long long events
+
+
+cdef inline bint fifo_push(Fifo* f, double clock, id_t j, int32_t run) noexcept nogil:
+    cdef Delivery* nb
+    cdef Py_ssize_t i, cap
+    if f.size == f.cap:
+        cap = 2 * f.cap if f.cap else 64
+        nb = <Delivery*>malloc(cap * sizeof(Delivery))
+        if nb == NULL:
+            return False
+        for i in range(f.size):
+            nb[i] = f.buf[(f.head + i) & (f.cap - 1)]
+        free(f.buf)
+        f.buf = nb
+        f.cap = cap
+        f.head = 0
+    i = (f.head + f.size) & (f.cap - 1)
+    f.buf[i].clock = clock
+    f.buf[i].j = j
+    f.buf[i].run = run
+    f.size += 1
+    return True
+
+
+cdef inline bint pending_less(const Pending* a, const Pending* b) noexcept nogil:
+    return (a.clock < b.clock) | ((a.clock == b.clock) & (a.seq < b.seq))
+
+
+cdef bint pending_push(PendingHeap* h, double clock, id_t j, int32_t run) noexcept nogil:
+    cdef Pending* nb
+    cdef Pending x
+    cdef Py_ssize_t p, parent
+    if h.size == h.cap:
+        nb = <Pending*>realloc(h.nodes, (2 * h.cap + 64) * sizeof(Pending))
+        if nb == NULL:
+            return False
+        h.nodes = nb
+        h.cap = 2 * h.cap + 64
+    x.clock = clock
+    x.seq = h.seq
+    x.j = j
+    x.run = run
+    h.seq += 1
+    p = h.size
+    h.size += 1
+    while p > 0:
+        parent = (p - 1) >> 1
+        if not pending_less(&x, &h.nodes[parent]):
+            break
+        h.nodes[p] = h.nodes[parent]
+        p = parent
+    h.nodes[p] = x
+    return True
+
+
+cdef void pending_pop(PendingHeap* h) noexcept nogil:
+    cdef Pending x
+    cdef Py_ssize_t p = 0, c
+    h.size -= 1
+    if h.size == 0:
+        return
+    x = h.nodes[h.size]
+    while True:
+        c = 2 * p + 1
+        if c >= h.size:
+            break
+        if c + 1 < h.size and pending_less(&h.nodes[c + 1], &h.nodes[c]):
+            c += 1
+        if not pending_less(&h.nodes[c], &x):
+            break
+        h.nodes[p] = h.nodes[c]
+        p = c
+    h.nodes[p] = x
 
 
 cdef inline id_t queue_top(const queue_t* q, double* key) noexcept nogil:
@@ -118,11 +284,22 @@ cdef inline double queue_key(const queue_t* q, id_t i) noexcept nogil:
         return q.keys[i]
 
 
-cdef inline void queue_set(queue_t* q, id_t i, double key) noexcept nogil:
+cdef inline bint queue_flag(const queue_t* q, id_t i) noexcept nogil:
     if queue_t is Heap:
-        heap_update(q, i, key)
+        return q.nodes[q.entries[i].pos].flag != 0
+    else:
+        return q.flags[i] != 0
+
+
+cdef inline void queue_set(queue_t* q, id_t i, double key, int flag) noexcept nogil:
+    cdef Py_ssize_t p
+    if queue_t is Heap:
+        p = q.entries[i].pos
+        q.nodes[p].flag = flag
+        heap_change_key(q, p, q.nodes[p].key, key)
     else:
         q.keys[i] = key
+        q.flags[i] = flag
 
 
 cdef inline void queue_prefetch(const queue_t* q, id_t i) noexcept nogil:
@@ -132,9 +309,9 @@ cdef inline void queue_prefetch(const queue_t* q, id_t i) noexcept nogil:
         prefetch(&q.keys[i])
 
 
-cdef void renormalise(const model_t* m, queue_t* q, Core* e) noexcept nogil:
-    """Rescale clock, states and keys exactly (power-of-two operation): order and bits preserved."""
-    cdef Py_ssize_t i
+cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexcept nogil:
+    """Rescale every clock value exactly (power-of-two operation): order and bits preserved."""
+    cdef Py_ssize_t i, f
     for i in range(e.n):
         e.slots[i].payload = model_renorm(m, e.slots[i].payload)
     if queue_t is Heap:
@@ -145,76 +322,243 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e) noexcept nogil:
             q.keys[i] = model_renorm(m, q.keys[i])
     e.clock = model_renorm(m, e.clock)
     e.n_renorm += 1
+    for f in range(src.n_fifo):
+        for i in range(src.fifos[f].size):
+            src.fifos[f].buf[(src.fifos[f].head + i) & (src.fifos[f].cap - 1)].clock = model_renorm(
+                m, src.fifos[f].buf[(src.fifos[f].head + i) & (src.fifos[f].cap - 1)].clock)
+    for i in range(src.pend.size):
+        src.pend.nodes[i].clock = model_renorm(m, src.pend.nodes[i].clock)
+    src.pois_clock = model_renorm(m, src.pois_clock)
+    src.clock_stop = model_renorm(m, src.clock_stop)
+    if src.in_pos < src.in_n:
+        src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
 
 
-cdef int run_loop(model_t* m, queue_t* q, Core* e, double* times, id_t* ids,
-                  Py_ssize_t max_spikes, double t_stop, double tau, Py_ssize_t* n_done) noexcept nogil:
-    cdef Py_ssize_t count = 0, nt, a, p
-    cdef int status = STATUS_COUNT
-    cdef id_t j, i
+cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id_t* tg,
+                         const double* wp, Py_ssize_t nt) noexcept nogil:
+    """Inputs wp[a] to neurons tg[a] at `clock`, in order. A target whose key is already `clock` is
+    committed to fire now and ignores them; a refractory target (flag) ignores them."""
+    cdef Py_ssize_t a, p
+    cdef id_t i
+    cdef double s, old
+    # Software pipeline over the targets' random memory: slots PF_SLOT ahead, heap nodes
+    # PF_NODE ahead (their position comes from the slot fetched earlier).
+    for a in range(min(PF_SLOT, nt)):
+        prefetch(&e.slots[tg[a]])
+    for a in range(min(PF_NODE, nt)):
+        queue_prefetch(q, tg[a])
+    for a in range(nt):
+        if a + PF_SLOT < nt:
+            prefetch(&e.slots[tg[a + PF_SLOT]])
+        if a + PF_NODE < nt:
+            queue_prefetch(q, tg[a + PF_NODE])
+        i = tg[a]
+        if queue_t is Heap:
+            p = e.slots[i].pos
+            old = q.nodes[p].key
+            if (old <= clock) | (q.nodes[p].flag != 0):
+                continue
+        else:
+            old = q.keys[i]
+            if (old <= clock) | (q.flags[i] != 0):
+                continue
+        s = model_input(m, i, e.slots[i].payload, clock, wp[a])
+        e.slots[i].payload = s
+        if queue_t is Heap:
+            heap_change_key(q, p, old, model_key(m, i, s, clock))
+        else:
+            q.keys[i] = model_key(m, i, s, clock)
+
+
+cdef inline Py_ssize_t row_targets(Core* e, id_t j, const id_t** tg, const double** wp) noexcept nogil:
+    if e.procedural:
+        draw_targets(e.seed, j, e.n, e.k, e.tbuf, e.seen)
+        tg[0] = e.tbuf
+        wp[0] = e.wbuf
+        return e.k
+    tg[0] = e.indices + e.indptr[j]
+    wp[0] = e.weights + e.indptr[j]
+    return e.indptr[j + 1] - e.indptr[j]
+
+
+cdef inline void deliver_run(model_t* m, queue_t* q, Core* e, Sources* src, double clock, id_t j,
+                             int32_t run) noexcept nogil:
     cdef const id_t* tg
     cdef const double* wp
-    cdef double key, t, s, clock, old
+    cdef Py_ssize_t nt, r, a
+    if run < 0:
+        nt = row_targets(e, j, &tg, &wp)
+    else:
+        r = src.run_ptr[j] + run
+        a = e.indptr[j] if run == 0 else src.run_end[r - 1]
+        tg = e.indices + a
+        wp = e.weights + a
+        nt = src.run_end[r] - a
+    deliver(m, q, e, clock, tg, wp, nt)
+
+
+cdef inline bint emit(model_t* m, queue_t* q, Core* e, Sources* src, double clock, id_t j) noexcept nogil:
+    """Send j's spike at `clock`: zero-delay synapses now, the others scheduled. False: out of memory."""
+    cdef const id_t* tg
+    cdef const double* wp
+    cdef Py_ssize_t nt, r, r0, a
+    cdef int cls
+    if src.delay_mode == DELAY_NONE:
+        nt = row_targets(e, j, &tg, &wp)
+        deliver(m, q, e, clock, tg, wp, nt)
+        return True
+    if src.delay_mode == DELAY_ROW:
+        return fifo_push(&src.fifos[0], model_advance(m, clock, src.fifos[0].offset), j, -1)
+    r0 = src.run_ptr[j]
+    a = e.indptr[j]
+    for r in range(r0, src.run_ptr[j + 1]):
+        cls = src.run_cls[r]
+        if cls < 0:
+            deliver(m, q, e, clock, e.indices + a, e.weights + a, src.run_end[r] - a)
+        elif cls < src.n_fifo:
+            if not fifo_push(&src.fifos[cls], model_advance(m, clock, src.fifos[cls].offset), j,
+                             <int32_t>(r - r0)):
+                return False
+        elif not pending_push(&src.pend, model_advance(m, clock, src.run_off[r]), j, <int32_t>(r - r0)):
+            return False
+        a = src.run_end[r]
+    return True
+
+
+cdef inline double model_offset_of(const model_t* m, double dt) noexcept nogil:
+    if model_t is LIFModel:
+        return exp(dt)
+    else:
+        return dt
+
+
+cdef inline void poisson_next(model_t* m, Sources* src, double clock) noexcept nogil:
+    """Schedule the next Poisson event an exponential interval after `clock`."""
+    cdef double u = ((next64(&src.pois_state) >> 11) + 1) * (1.0 / 9007199254740992.0)   # (0, 1]
+    src.pois_clock = model_advance(m, clock, model_offset_of(m, -log(u) / src.pois_rate))
+
+
+cdef inline void poisson_event(model_t* m, queue_t* q, Core* e, Sources* src, double clock) noexcept nogil:
+    cdef double x = ((next64(&src.pois_state) >> 11) * (1.0 / 9007199254740992.0)) * src.pois_rate
+    cdef int g = 0
+    cdef id_t i
+    while g + 1 < src.n_pois and x >= src.pois_cum[g]:
+        g += 1
+    i = <id_t>bounded(&src.pois_state, <uint64_t>src.pois_count[g])
+    if src.pois_ids != NULL:
+        i = src.pois_ids[src.pois_off[g] + i]
+    else:
+        i += src.pois_start[g]
+    deliver(m, q, e, clock, &i, &src.pois_weight[g], 1)
+    poisson_next(m, src, clock)
+
+
+cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, id_t* ids,
+                  Py_ssize_t max_spikes, long long max_events, double t_stop, double tau,
+                  Py_ssize_t* n_done, Py_ssize_t* n_rec) noexcept nogil:
+    cdef Py_ssize_t count = 0, rec = 0, f
+    cdef long long events = 0
+    cdef int status = STATUS_COUNT, kind
+    cdef id_t j
+    cdef double key, t, clock, ck, s
+    cdef Delivery* d
+    cdef bint extra = (src.delay_mode != DELAY_NONE) | (src.n_pois > 0) | (src.in_n > 0)
+    cdef int which = 0
+    if src.n_pois and src.pois_clock != src.pois_clock:
+        poisson_next(m, src, e.clock)            # NaN: first event of a fresh run
     while count < max_spikes:
         j = queue_top(q, &key)
+        if extra:
+            # Earliest other event; on equal clocks: inputs, Poisson, deliveries, then neurons.
+            if events >= max_events:
+                break
+            events += 1
+            kind = SRC_NONE
+            ck = INFINITY
+            if src.in_pos < src.in_n:
+                ck = src.in_clock
+                kind = SRC_INPUT
+            if src.pois_clock < ck:
+                ck = src.pois_clock
+                kind = SRC_POISSON
+            for f in range(src.n_fifo):
+                if src.fifos[f].size and src.fifos[f].buf[src.fifos[f].head].clock < ck:
+                    ck = src.fifos[f].buf[src.fifos[f].head].clock
+                    kind = SRC_FIFO
+                    which = f
+            if src.pend.size and src.pend.nodes[0].clock < ck:
+                ck = src.pend.nodes[0].clock
+                kind = SRC_PENDING
+            if kind != SRC_NONE and ck <= key:
+                if ck > src.clock_stop:
+                    status = STATUS_TIME
+                    break
+                e.clock = ck
+                model_begin_spike(m, ck)
+                if kind == SRC_FIFO:
+                    d = &src.fifos[which].buf[src.fifos[which].head]
+                    src.fifos[which].head = (src.fifos[which].head + 1) & (src.fifos[which].cap - 1)
+                    src.fifos[which].size -= 1
+                    deliver_run(m, q, e, src, ck, d.j, d.run)
+                elif kind == SRC_PENDING:
+                    j = src.pend.nodes[0].j
+                    f = src.pend.nodes[0].run
+                    pending_pop(&src.pend)
+                    deliver_run(m, q, e, src, ck, j, <int32_t>f)
+                elif kind == SRC_POISSON:
+                    poisson_event(m, q, e, src, ck)
+                else:
+                    deliver(m, q, e, ck, src.in_idx + src.in_a[src.in_pos], src.in_w + src.in_a[src.in_pos],
+                            src.in_b[src.in_pos] - src.in_a[src.in_pos])
+                    src.in_pos += 1
+                    if src.in_pos < src.in_n:
+                        src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
+                if model_renorm_due(m, e.clock):
+                    renormalise(m, q, e, src)
+                continue
         if key == INFINITY:
             status = STATUS_SILENT
             break
+        if key > src.clock_stop:
+            status = STATUS_TIME
+            break
+        clock = key
+        if queue_flag(q, j):
+            # end of j's refractory period: it flows freely from its reset state from now on
+            e.clock = clock
+            queue_set(q, j, model_key(m, j, e.slots[j].payload, clock), 0)
+            if model_renorm_due(m, e.clock):
+                renormalise(m, q, e, src)
+            continue
         t = model_elapsed(m, key, e.n_renorm) * tau
         if t > t_stop:
             status = STATUS_TIME
             break
-        clock = key
         e.clock = clock
         model_begin_spike(m, clock)
-        if times != NULL:
-            times[count] = t
-            ids[count] = j
+        if times != NULL and (src.rec_mask == NULL or src.rec_mask[j]) and t >= src.rec_t0 and t <= src.rec_t1:
+            times[rec] = t
+            ids[rec] = j
+            rec += 1
         count += 1
 
-        s = model_reset(m, j, clock)
-        e.slots[j].payload = s
-        queue_set(q, j, model_key(m, j, s, clock))
-
-        if e.procedural:
-            draw_targets(e.seed, j, e.n, e.k, e.tbuf, e.seen)
-            tg = e.tbuf
-            wp = e.wbuf
-            nt = e.k
+        if src.ref_on:
+            ck = model_advance(m, clock, src.ref_off[j * src.ref_stride])
+            s = model_reset(m, j, ck)
+            e.slots[j].payload = s
+            queue_set(q, j, ck if ck > clock else model_key(m, j, s, clock), ck > clock)
         else:
-            tg = e.indices + e.indptr[j]
-            wp = e.weights + e.indptr[j]
-            nt = e.indptr[j + 1] - e.indptr[j]
-
-        # Software pipeline over the targets' random memory: slots PF_SLOT ahead, heap nodes
-        # PF_NODE ahead (their position comes from the slot fetched earlier).
-        for a in range(min(PF_SLOT, nt)):
-            prefetch(&e.slots[tg[a]])
-        for a in range(min(PF_NODE, nt)):
-            queue_prefetch(q, tg[a])
-        for a in range(nt):
-            if a + PF_SLOT < nt:
-                prefetch(&e.slots[tg[a + PF_SLOT]])
-            if a + PF_NODE < nt:
-                queue_prefetch(q, tg[a + PF_NODE])
-            i = tg[a]
-            if queue_t is Heap:
-                p = e.slots[i].pos
-                old = q.nodes[p].key
-            else:
-                old = q.keys[i]
-            if old <= clock:
-                continue                    # committed to fire at this instant
-            s = model_input(m, i, e.slots[i].payload, clock, wp[a])
-            e.slots[i].payload = s
-            if queue_t is Heap:
-                heap_change_key(q, p, old, model_key(m, i, s, clock))
-            else:
-                q.keys[i] = model_key(m, i, s, clock)
-
+            s = model_reset(m, j, clock)
+            e.slots[j].payload = s
+            queue_set(q, j, model_key(m, j, s, clock), 0)
+        if not emit(m, q, e, src, clock, j):
+            status = STATUS_NOMEM
+            break
         if model_renorm_due(m, e.clock):
-            renormalise(m, q, e)
+            renormalise(m, q, e, src)
     n_done[0] = count
+    n_rec[0] = rec
+    src.events += events
     return status
 
 
@@ -222,6 +566,13 @@ cdef void compute_keys(const model_t* m, Core* e, double* keys) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(e.n):
         keys[i] = model_key(m, i, e.slots[i].payload, e.clock)
+
+
+cdef inline const void* _ptr(object arr):
+    """Data pointer of a contiguous numpy array kept alive by the caller (NULL for None/empty)."""
+    if arr is None or arr.size == 0:
+        return NULL
+    return <const void*><size_t>arr.ctypes.data
 
 
 cdef class Engine:
@@ -238,13 +589,23 @@ cdef class Engine:
     queue : {"heap", "dense"}
     k, weight, seed : procedural fixed out-degree connectivity (k > 0), or
     indptr, indices, weights : CSR by presynaptic neuron (int64, int32, float64).
+    events : dict, optional
+        Event sources and recording options, compiled by sparseprop.simulation (all arrays contiguous,
+        clock offsets from BoundModel.clock_offset, times in units of tau):
+        refractory_until (n,) clock or NaN; ref_off (1,) or (n,);
+        delay_mode 0/1/2, fifo_offsets (F,), run_ptr/run_end (int64), run_cls (int32), run_off;
+        pending (clock, j, run, fifo) arrays in processing order;
+        pois_cum, pois_weight, pois_start, pois_count (int32), pois_off (int64), pois_ids (int32 or
+        None), pois_state (uint64), pois_clock; in_t, in_a, in_b (int64), in_idx (int32), in_w, in_pos;
+        rec_mask (uint8 or None), rec_t0, rec_t1 (s).
     """
     cdef Core c
     cdef Heap heap
     cdef DenseQueue dense
+    cdef Sources src
     cdef readonly BoundModel model
     cdef readonly str queue
-    cdef object _csr
+    cdef object _keep
 
     def __cinit__(self):
         self.c.slots = NULL
@@ -253,16 +614,23 @@ cdef class Engine:
         self.c.seen = NULL
         self.heap._mem = NULL
         self.dense.keys = NULL
+        self.dense.flags = NULL
+        self.src.fifos = NULL
+        self.src.n_fifo = 0
+        self.src.pend.nodes = NULL
+        self.src.pend.size = 0
+        self.src.pend.cap = 0
 
     def __init__(self, BoundModel model, states, double clock, long long n_renorm, str queue,
                  Py_ssize_t k=0, double weight=0.0, uint64_t seed=0,
-                 indptr=None, indices=None, weights=None):
+                 indptr=None, indices=None, weights=None, events=None):
         cdef double[::1] st = np.ascontiguousarray(states, dtype=np.float64)
         cdef Py_ssize_t n = st.shape[0], i
         if queue not in ("heap", "dense"):
             raise ValueError(f"engine: choose 'heap' or 'dense', got {queue!r}")
         self.model = model
         self.queue = queue
+        self._keep = []
         self.c.n = <id_t>n
         self.c.clock = clock
         self.c.n_renorm = n_renorm
@@ -274,9 +642,6 @@ cdef class Engine:
             self.c.slots[i].pos = 0
             self.c.slots[i]._pad = 0
         self.c.procedural = indptr is None
-        cdef int64_t[::1] ip
-        cdef id_t[::1] ix
-        cdef double[::1] wt
         if self.c.procedural:
             self.c.seed = seed
             self.c.k = <id_t>k
@@ -288,13 +653,12 @@ cdef class Engine:
             for i in range(k):
                 self.c.wbuf[i] = weight
         else:
-            ip = indptr
-            ix = indices
-            wt = weights
-            self._csr = (indptr, indices, weights)
-            self.c.indptr = &ip[0]
-            self.c.indices = &ix[0] if ix.shape[0] else NULL
-            self.c.weights = &wt[0] if wt.shape[0] else NULL
+            indptr = self._hold(indptr, np.int64)
+            indices = self._hold(indices, np.int32)
+            weights = self._hold(weights, np.float64)
+            self.c.indptr = <const int64_t*>_ptr(indptr)
+            self.c.indices = <const id_t*>_ptr(indices)
+            self.c.weights = <const double*>_ptr(weights)
 
         if model.code == MODEL_TABLE:
             # one weight for every synapse: the table model's fused fast path (see _models.pxd)
@@ -304,6 +668,9 @@ cdef class Engine:
                 w_all = np.asarray(weights)
                 model.use_fused(float(w_all[0]) if w_all.size and np.all(w_all == w_all[0]) else None)
 
+        ev = {} if events is None else events
+        refr = ev.get("refractory_until")
+        flags = np.zeros(n, dtype=np.uint8)
         keys = np.empty(n, dtype=np.float64)
         cdef double[::1] kv = keys
         if model.code == MODEL_LIF:
@@ -314,73 +681,171 @@ cdef class Engine:
             compute_keys(&model.tab, &self.c, &kv[0])
         else:
             compute_keys(&model.qifp, &self.c, &kv[0])
+        if refr is not None:
+            refr = np.asarray(refr, dtype=np.float64)
+            busy = np.isfinite(refr)
+            keys[busy] = refr[busy]
+            flags[busy] = 1
+        cdef unsigned char[::1] fv = flags
         if queue == "heap":
             heap_init(&self.heap, n, self.c.slots)
-            heap_build(&self.heap, &kv[0])
+            heap_build(&self.heap, &kv[0], &fv[0])
         else:
             self.dense.keys = <double*>malloc(n * sizeof(double))
-            if self.dense.keys == NULL:
+            self.dense.flags = <unsigned char*>malloc(n)
+            if self.dense.keys == NULL or self.dense.flags == NULL:
                 raise MemoryError(f"cannot allocate keys for {n} neurons")
             self.dense.n = n
             for i in range(n):
                 self.dense.keys[i] = kv[i]
+                self.dense.flags[i] = fv[i]
+        self._init_sources(ev, n)
+
+    cdef object _hold(self, arr, dtype):
+        if arr is None:
+            return None
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+        self._keep.append(arr)
+        return arr
+
+    cdef _init_sources(self, dict ev, Py_ssize_t n):
+        cdef Sources* s = &self.src
+        cdef Py_ssize_t f, i
+        ref_off = self._hold(ev.get("ref_off"), np.float64)
+        s.ref_on = ref_off is not None
+        s.ref_off = <const double*>_ptr(ref_off)
+        s.ref_stride = 0 if ref_off is None or ref_off.shape[0] == 1 else 1
+
+        s.delay_mode = ev.get("delay_mode", DELAY_NONE)
+        fifo_off = self._hold(ev.get("fifo_offsets", np.empty(0)), np.float64)
+        s.n_fifo = fifo_off.shape[0]
+        if s.n_fifo:
+            s.fifos = <Fifo*>calloc(s.n_fifo, sizeof(Fifo))
+            if s.fifos == NULL:
+                raise MemoryError()
+            for f in range(s.n_fifo):
+                s.fifos[f].offset = fifo_off[f]
+        run_ptr = self._hold(ev.get("run_ptr"), np.int64)
+        run_end = self._hold(ev.get("run_end"), np.int64)
+        run_cls = self._hold(ev.get("run_cls"), np.int32)
+        run_off = self._hold(ev.get("run_off"), np.float64)
+        s.run_ptr = <const int64_t*>_ptr(run_ptr)
+        s.run_end = <const int64_t*>_ptr(run_end)
+        s.run_cls = <const int32_t*>_ptr(run_cls)
+        s.run_off = <const double*>_ptr(run_off)
+        s.pend.seq = 0
+        pending = ev.get("pending")
+        if pending is not None:
+            pc, pj, pr, pf = pending
+            for i in range(len(pc)):
+                if pf[i] >= 0:
+                    ok = fifo_push(&s.fifos[pf[i]], pc[i], pj[i], pr[i])
+                else:
+                    ok = pending_push(&s.pend, pc[i], pj[i], pr[i])
+                if not ok:
+                    raise MemoryError("cannot allocate pending deliveries")
+
+        pois_cum = self._hold(ev.get("pois_cum"), np.float64)
+        s.n_pois = 0 if pois_cum is None else pois_cum.shape[0]
+        s.pois_rate = pois_cum[-1] if s.n_pois else 0.0
+        s.pois_cum = <const double*>_ptr(pois_cum)
+        s.pois_weight = <const double*>_ptr(self._hold(ev.get("pois_weight"), np.float64))
+        s.pois_start = <const id_t*>_ptr(self._hold(ev.get("pois_start"), np.int32))
+        s.pois_count = <const id_t*>_ptr(self._hold(ev.get("pois_count"), np.int32))
+        s.pois_off = <const int64_t*>_ptr(self._hold(ev.get("pois_off"), np.int64))
+        s.pois_ids = <const id_t*>_ptr(self._hold(ev.get("pois_ids"), np.int32))
+        s.pois_state = <uint64_t>ev.get("pois_state", 0)
+        s.pois_clock = ev.get("pois_clock", INFINITY) if s.n_pois else INFINITY
+
+        in_t = self._hold(ev.get("in_t"), np.float64)
+        s.in_n = 0 if in_t is None else in_t.shape[0]
+        s.in_pos = ev.get("in_pos", 0)
+        s.in_t = <const double*>_ptr(in_t)
+        s.in_a = <const int64_t*>_ptr(self._hold(ev.get("in_a"), np.int64))
+        s.in_b = <const int64_t*>_ptr(self._hold(ev.get("in_b"), np.int64))
+        s.in_idx = <const id_t*>_ptr(self._hold(ev.get("in_idx"), np.int32))
+        s.in_w = <const double*>_ptr(self._hold(ev.get("in_w"), np.float64))
+        if s.in_pos < s.in_n:
+            s.in_clock = self.model.clock_at(in_t[s.in_pos], self.c.n_renorm)
+        self.set_recording(ev.get("rec_mask"), ev.get("rec_t0", -INFINITY), ev.get("rec_t1", INFINITY))
+        s.events = 0
+
+    def set_recording(self, mask, double t0, double t1):
+        """Record only neurons with mask[i] != 0 (None: all) and spikes with t0 <= t <= t1 (s)."""
+        mask = self._hold(mask, np.uint8)
+        self.src.rec_mask = <const unsigned char*>_ptr(mask)
+        self.src.rec_t0 = t0
+        self.src.rec_t1 = t1
 
     def __dealloc__(self):
+        cdef int f
         free(self.c.slots)
         free(self.c.tbuf)
         free(self.c.wbuf)
         free(self.c.seen)
         free(self.dense.keys)
+        free(self.dense.flags)
         if self.heap._mem != NULL:
             heap_free(&self.heap)
+        if self.src.fifos != NULL:
+            for f in range(self.src.n_fifo):
+                free(self.src.fifos[f].buf)
+            free(self.src.fifos)
+        free(self.src.pend.nodes)
 
     def run(self, double[::1] times, id_t[::1] ids, Py_ssize_t offset, Py_ssize_t max_spikes,
-            double t_stop, double tau, bint record=True):
-        """Process up to `max_spikes` spikes with time <= t_stop (s); returns (count, status).
+            double t_stop, double tau, bint record=True, long long max_events=-1):
+        """Process up to `max_spikes` spikes (and at most `max_events` events of any kind, -1: no
+        limit) with time <= t_stop (s); returns (spikes, recorded, status).
 
-        With `record`, spike times (s) and ids are written to times/ids from `offset` on (the caller
-        guarantees room for max_spikes).
+        With `record`, the times (s) and ids of the recorded spikes are written to times/ids from
+        `offset` on (the caller guarantees room for max_spikes).
         """
         cdef double* tp = NULL
         cdef id_t* ip = NULL
-        cdef Py_ssize_t done = 0
+        cdef Py_ssize_t done = 0, rec = 0
         cdef int status
         cdef int code = self.model.code
         cdef bint heap = self.queue == "heap"
         if max_spikes <= 0:
-            return 0, STATUS_COUNT
+            return 0, 0, STATUS_COUNT
+        if max_events < 0:
+            max_events = 1LL << 62
         if record:
             if offset + max_spikes > times.shape[0] or offset + max_spikes > ids.shape[0]:
                 raise ValueError("output buffers too small")
             tp = &times[offset]
             ip = &ids[offset]
+        self.src.clock_stop = self.model.clock_at(t_stop / tau, self.c.n_renorm) if t_stop < INFINITY else INFINITY
         with nogil:
             if code == MODEL_LIF:
                 if heap:
-                    status = run_loop(&self.model.lif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.lif, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
                 else:
-                    status = run_loop(&self.model.lif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.lif, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             elif code == MODEL_QIF_TIME:
                 if heap:
-                    status = run_loop(&self.model.qif, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.qif, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
                 else:
-                    status = run_loop(&self.model.qif, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.qif, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             elif code == MODEL_TABLE:
                 if heap:
-                    status = run_loop(&self.model.tab, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.tab, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
                 else:
-                    status = run_loop(&self.model.tab, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.tab, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             else:
                 if heap:
-                    status = run_loop(&self.model.qifp, &self.heap, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.qifp, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
                 else:
-                    status = run_loop(&self.model.qifp, &self.dense, &self.c, tp, ip, max_spikes, t_stop, tau, &done)
+                    status = run_loop(&self.model.qifp, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
         if code == MODEL_TABLE and self.model.tab_below:
             raise ValueError(
                 f"table model: {self.model.tab_below} input(s) drove a neuron below the domain of table "
                 f"{self.model.model.table_ref!r} (v_min = {self.model.tab.maps.v_min!r}), which has no analytic "
                 f"continuation there; regenerate the table with a lower --v-min")
-        return done, status
+        if status == STATUS_NOMEM:
+            raise MemoryError("cannot grow the buffer of pending spike deliveries")
+        return done, rec, status
 
     def states(self):
         """Copy of the per-neuron engine states."""
@@ -392,17 +857,54 @@ cdef class Engine:
         return out
 
     def keys(self):
-        """Per-neuron keys (next free firing clock; +inf = never), computed from the states."""
+        """Per-neuron queue keys (next event clock: a spike, or the end of refractoriness; +inf = never)."""
         out = np.empty(self.c.n, dtype=np.float64)
         cdef double[::1] o = out
         cdef Py_ssize_t i
-        if self.model.code == MODEL_LIF:
-            compute_keys(&self.model.lif, &self.c, &o[0])
-        elif self.model.code == MODEL_QIF_TIME:
-            compute_keys(&self.model.qif, &self.c, &o[0])
-        else:
-            compute_keys(&self.model.qifp, &self.c, &o[0])
+        for i in range(self.c.n):
+            o[i] = queue_key(&self.heap, <id_t>i) if self.queue == "heap" else self.dense.keys[i]
         return out
+
+    def sample(self, ids):
+        """States of neurons `ids` and whether each is refractory (for exact voltage sampling)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        cdef const id_t[::1] iv = ids
+        st = np.empty(ids.shape[0], dtype=np.float64)
+        busy = np.zeros(ids.shape[0], dtype=bool)
+        cdef Py_ssize_t a
+        for a in range(iv.shape[0]):
+            st[a] = self.c.slots[iv[a]].payload
+            busy[a] = queue_flag(&self.heap, iv[a]) if self.queue == "heap" else self.dense.flags[iv[a]] != 0
+        return st, busy
+
+    def refractory_until(self):
+        """Per-neuron clock at which refractoriness ends (NaN: not refractory)."""
+        out = self.keys()
+        cdef Py_ssize_t i
+        for i in range(self.c.n):
+            if not (queue_flag(&self.heap, <id_t>i) if self.queue == "heap" else self.dense.flags[i]):
+                out[i] = np.nan
+        return out
+
+    def event_state(self):
+        """Pending deliveries (in processing order), Poisson and input positions: what continuation needs."""
+        cdef Sources* s = &self.src
+        cdef Py_ssize_t f, i
+        rows = []
+        for f in range(s.n_fifo):
+            for i in range(s.fifos[f].size):
+                d = s.fifos[f].buf[(s.fifos[f].head + i) & (s.fifos[f].cap - 1)]
+                rows.append((d.clock, f, i, d.j, d.run))
+        order = sorted(range(s.pend.size), key=lambda i: (s.pend.nodes[i].clock, s.pend.nodes[i].seq))
+        for rank, i in enumerate(order):
+            rows.append((s.pend.nodes[i].clock, s.n_fifo, rank, s.pend.nodes[i].j, s.pend.nodes[i].run))
+        rows.sort()
+        return {"pending_clock": np.array([r[0] for r in rows], dtype=np.float64),
+                "pending_j": np.array([r[3] for r in rows], dtype=np.int32),
+                "pending_run": np.array([r[4] for r in rows], dtype=np.int32),
+                "pending_fifo": np.array([r[1] if r[1] < s.n_fifo else -1 for r in rows], dtype=np.int32),
+                "pois_state": np.uint64(s.pois_state), "pois_clock": s.pois_clock, "in_pos": s.in_pos,
+                "events": s.events}
 
     @property
     def clock(self):
@@ -411,6 +913,12 @@ cdef class Engine:
     @property
     def n_renorm(self):
         return self.c.n_renorm
+
+    @property
+    def events(self):
+        """Events processed so far by this engine (spikes, deliveries, inputs, refractory ends), when
+        any event source besides the neurons is active; else 0."""
+        return self.src.events
 
     def elapsed(self, double clock, long long n_renorm):
         """Time since the origin in units of tau for an engine clock value."""

@@ -28,7 +28,7 @@ cdef extern from *:
 ctypedef struct HeapNode:
     double key
     id_t id
-    id_t _pad
+    id_t flag      # caller's mark travelling with the node (the engine: 1 = refractory, key = its end)
 
 
 ctypedef struct HeapEntry:
@@ -46,7 +46,7 @@ ctypedef struct Heap:
 
 cdef int heap_init(Heap* h, Py_ssize_t n, HeapEntry* entries) except -1 nogil
 cdef void heap_free(Heap* h) noexcept nogil
-cdef void heap_build(Heap* h, const double* keys) noexcept nogil
+cdef void heap_build(Heap* h, const double* keys, const unsigned char* flags) noexcept nogil
 
 
 cdef inline bint node_less(const HeapNode* a, const HeapNode* b) noexcept nogil:

@@ -27,7 +27,7 @@ cdef int heap_init(Heap* h, Py_ssize_t n, HeapEntry* entries) except -1 nogil:
     for i in range(n, n + HEAP_ARITY + 1):
         h.nodes[i].key = INFINITY
         h.nodes[i].id = INT32_MAX
-        h.nodes[i]._pad = 0
+        h.nodes[i].flag = 0
     return 0
 
 
@@ -38,13 +38,13 @@ cdef void heap_free(Heap* h) noexcept nogil:
     h.size = 0
 
 
-cdef void heap_build(Heap* h, const double* keys) noexcept nogil:
-    """Floyd's linear-time build: ids 0..size-1 with the given keys."""
+cdef void heap_build(Heap* h, const double* keys, const unsigned char* flags) noexcept nogil:
+    """Floyd's linear-time build: ids 0..size-1 with the given keys (and node flags, NULL: all 0)."""
     cdef Py_ssize_t i
     for i in range(h.size):
         h.nodes[i].key = keys[i]
         h.nodes[i].id = <id_t>i
-        h.nodes[i]._pad = 0
+        h.nodes[i].flag = 0 if flags == NULL else flags[i]
         h.entries[i].pos = <id_t>i
     if h.size > 1:
         for i in range((h.size - 2) // HEAP_ARITY, -1, -1):
@@ -80,7 +80,7 @@ cdef class IndexedHeap:
         if self._entries == NULL:
             raise MemoryError()
         heap_init(&self._h, keys.shape[0], self._entries)
-        heap_build(&self._h, &k[0])
+        heap_build(&self._h, &k[0], NULL)
 
     def __dealloc__(self):
         heap_free(&self._h)

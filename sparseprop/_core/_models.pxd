@@ -36,7 +36,7 @@
 #     power-of-two operation (multiply by 2**-64 for LIF, subtract 4 for QIF and tables), so precision never
 #     decays and a continued run is bit-identical to one long run.
 # Per-neuron parameters are an array of structs with stride 0 (shared) or 1 (one per neuron).
-from libc.math cimport log, tan, atan2, floor, fabs, INFINITY
+from libc.math cimport log, exp, tan, atan2, floor, fabs, INFINITY
 from sparseprop._core._chebyshev cimport (TableMaps, BitsGrid, CompiledTable, BitsHolder, maps_input,
                                           bits_eval)
 
@@ -227,6 +227,24 @@ cdef inline double model_renorm(const model_t* m, double x) noexcept nogil:
         return x * (1.0 / LIF_RENORM_FACTOR)
     else:
         return x - QIF_RENORM_SHIFT
+
+
+cdef inline double model_advance(const model_t* m, double clock, double offset) noexcept nogil:
+    """Clock a fixed duration after `clock`; offset = BoundModel.clock_offset(duration): exp(d) for
+    LIF (the clock is exp(t/tau)), d for the time-based models. (Not used with the QIF phase clock:
+    networks with delays, refractoriness or inputs run QIF time-based.)"""
+    if model_t is LIFModel:
+        return clock * offset
+    else:
+        return clock + offset
+
+
+cdef inline double model_clock_at(const model_t* m, double t_tau, long long n_renorm) noexcept nogil:
+    """Clock at time t_tau (units of tau since the origin) after n_renorm renormalisations."""
+    if model_t is LIFModel:
+        return exp(t_tau - n_renorm * LIF_RENORM_LOG)
+    else:
+        return t_tau - n_renorm * QIF_RENORM_SHIFT
 
 
 cdef enum:

@@ -491,6 +491,20 @@ cdef class BoundModel:
         theta = t_tau / self.qifp.tau_per_clock - n_renorm * 4.0 * np.pi
         return float(_key_from_half_angle(0.5 * theta))
 
+    @property
+    def voltage_reset(self):
+        """Voltage right after a spike (what a refractory neuron reads)."""
+        if self.code == MODEL_TABLE:
+            return float(self.model.table.v_reset)
+        return float(getattr(self.model, "v_reset", -np.inf))
+
+    def clock_offset(self, dt_tau):
+        """What `model_advance` needs to move a clock by dt_tau (units of tau; scalar or array)."""
+        if self.code == MODEL_QIF_PHASE:
+            raise ValueError("the QIF phase clock has no fixed offset; bind with representation 'time'")
+        dt = np.asarray(dt_tau, dtype=np.float64)
+        return np.exp(dt) if self.code == MODEL_LIF else dt
+
     def free(self):
         """Boolean array (or scalar): which neurons reach threshold on their own."""
         return self.model.suprathreshold(self.drive)
