@@ -247,6 +247,14 @@ class Network:
         j = v.integer("j", j, minimum=0, maximum=self.n - 1)
         return self.connectivity.targets(j, self.n)
 
+    def bind(self):
+        """The model bound to this network's drive, in the representation the engine uses (QIF
+        networks with delays, refractoriness or inputs run time-based)."""
+        drive = self.drive
+        if self.uses_event_sources() and self.model.name == "qif" and np.ndim(drive) == 0:
+            drive = np.full(self.n, drive)      # the QIF phase clock has no fixed delay offsets
+        return self.model.bind(drive, self.n)
+
     def suprathreshold(self):
         """Boolean array: which neurons reach threshold without input."""
         return np.broadcast_to(self.model.suprathreshold(self.drive), (self.n,))

@@ -100,8 +100,8 @@ def _input_events(network, tau):
     trains = [x for x in network.inputs if isinstance(x, SpikeTrainInput)]
     if not trains:
         return {}
-    t_all, a_all, b_all, idx_all, w_all = [], [], [], [], []
-    base = 0
+    t_all, a_all, b_all, idx_all, w_all, spike_all = [], [], [], [], [], []
+    base = spikes_before = 0
     for x in trains:
         c = x.connectivity
         delays = c.delays if c.delays is not None else np.full(c.indices.shape[0], network.delay)
@@ -118,12 +118,14 @@ def _input_events(network, tau):
         b_all.append(run_end[run] + base)
         idx_all.append(idx)
         w_all.append(w)
+        spike_all.append(spike_of + spikes_before)
         base += idx.shape[0]
+        spikes_before += x.times.shape[0]
     t = np.concatenate(t_all)
     order = np.argsort(t, kind="stable")
     return {"in_t": t[order] / tau, "in_a": np.concatenate(a_all)[order],
             "in_b": np.concatenate(b_all)[order], "in_idx": np.concatenate(idx_all),
-            "in_w": np.concatenate(w_all)}
+            "in_w": np.concatenate(w_all), "in_spike": np.concatenate(spike_all)[order]}
 
 
 def _poisson_groups(network, tau):
@@ -265,7 +267,7 @@ class _SpikeStream:
 
 
 def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initial_phases=None,
-             initial_voltages=None, state=None, engine="heap", record=True, progress=None):
+             initial_voltages=None, state=None, engine="heap", record=True, progress=None, tape=False):
     """Simulate a network exactly, event by event.
 
     Parameters
@@ -295,6 +297,9 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         neurons, a time window, voltage sampling and a memory cap.
     progress : bool or None
         Progress bar on stderr; None shows it when stderr is a terminal and the run is long.
+    tape : bool
+        Record the tape of the backward pass (`sparseprop.grad.vjp`): LIF networks with explicit
+        connectivity, without delays, from a fresh initial condition, recording every spike.
 
     Returns
     -------
@@ -302,6 +307,8 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         Spike times (s) and neuron ids, statistics, plots, the final state. Ctrl-C stops the run
         cleanly and returns what was simulated (``result.interrupted``).
     """
+    if tape:
+        _check_tape(network, state, record)
     if not isinstance(network, Network):
         raise TypeError(f"network: expected a sparseprop.Network, got {type(network).__name__}")
     if spikes is None and t_max is None:
@@ -317,10 +324,8 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         raise TypeError("record: expected True, False or a sparseprop.Record")
     if rec is not None:
         rec.check(network.n)
-    drive = network.drive
-    if network.uses_event_sources() and network.model.name == "qif" and np.ndim(drive) == 0:
-        drive = np.full(network.n, drive)      # the QIF phase clock has no fixed delay offsets
-    bound = network.model.bind(drive, network.n)
+    bound = network.bind()
+    drive = bound.drive
 
     if state is not None:
         if not isinstance(state, NetworkState):
@@ -352,6 +357,8 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         ev.update(rec_mask=None if rec.neurons is None else np.isin(np.arange(network.n), rec.neurons).astype(np.uint8),
                   rec_t0=rec.t_start, rec_t1=rec.t_stop)
     core = Engine(bound, states, clock, n_renorm, engine, events=ev, **kwargs)
+    if tape:
+        core.enable_tape()
     record = rec is not None
     t_stop = math.inf if t_max is None else t_max
     cap_mem = rec.max_spikes if rec is not None and rec.max_spikes else None
@@ -449,11 +456,36 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
                           "t_stop": rec.t_stop if np.isfinite(rec.t_stop) else None}
     res = SimulationResult(times if record else None, ids if record else None, network.n, t_start,
                            t_end, count, wall, interrupted or stopped == "memory", final, meta, network=network)
+    if rec is not None and rec.neurons is not None:
+        res.recorded_neurons = rec.neurons
+    if tape:
+        res.tape = core.tape()
+        res.tape_context = {"kwargs": kwargs, "events": ev, "initial_states": np.array(states, dtype=np.float64),
+                            "initial_clock": clock, "drive": drive}
     if samples.size:
         res.sample_times = samples[:n_sampled]
         res.voltages = volts[:n_sampled]
         res.voltage_neurons = rec.voltages
     return res
+
+
+def _check_tape(network, state, record):
+    if not isinstance(network, Network) or network.model.name != "lif":
+        raise ValueError("tape: the backward pass supports LIF networks (sp.LIF) so far")
+    conn = network.connectivity
+    if not isinstance(conn, SparseConnectivity):
+        raise ValueError("tape: gradients need explicit connectivity (SparseConnectivity or a NetworkBuilder "
+                         "network), not the procedural FixedOutDegree")
+    delays = [conn.delays] + [x.connectivity.delays for x in network.inputs if isinstance(x, SpikeTrainInput)]
+    if network.delay > 0 or any(d is not None and np.any(d > 0) for d in delays):
+        raise ValueError("tape: the backward pass does not support transmission delays yet; use delay 0")
+    if state is not None:
+        raise ValueError("tape: start from an initial condition (state= continuation is not taped)")
+    if isinstance(record, Record) and (record.neurons is not None or np.isfinite(record.t_start)
+                                       or np.isfinite(record.t_stop) or record.max_spikes):
+        raise ValueError("tape: record every spike (no neuron subset, time window or memory cap)")
+    if record is False:
+        raise ValueError("tape: needs record=True")
 
 
 def _voltages_at(core, bound, network, ids, t):

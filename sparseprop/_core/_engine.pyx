@@ -84,6 +84,79 @@ ctypedef struct Core:
     const double* weights
     double clock
     long long n_renorm
+    Tape* tape          # NULL: no taping
+
+
+# ---- tape for the backward pass --------------------------------------------------------------------
+# One record per event that changes neuron states (spikes, given-input events, Poisson events), in
+# processing order: kind, src (spiker; input event index; Poisson target), clock, renormalisation
+# epoch, aux (Poisson weight) and, for a spike set off by an input, the record of that input's event
+# (`trigger`). Inputs ignored by a committed or refractory target are listed as (event, position).
+cdef enum:
+    TAPE_FREE = 0        # spike on the neuron's own orbit: clock = its key
+    TAPE_TRIGGERED = 1   # spike at the instant an input lifted the neuron to threshold
+    TAPE_INPUT = 2       # given input spike (src = index into the input event arrays)
+    TAPE_POISSON = 3     # Poisson event (src = target, aux = weight)
+
+
+ctypedef struct Tape:
+    unsigned char* kind
+    id_t* src
+    double* clock
+    double* aux
+    int64_t* trigger
+    int32_t* epoch
+    Py_ssize_t n
+    Py_ssize_t cap
+    int64_t* skip_event
+    int32_t* skip_pos
+    Py_ssize_t n_skip
+    Py_ssize_t cap_skip
+    int64_t* trig        # per neuron: record that lifted it to threshold (-1: none, -2: at the start)
+    bint nomem
+
+
+cdef bint _grow_buf(void** p, Py_ssize_t cap, size_t size) noexcept nogil:
+    cdef void* q = realloc(p[0], cap * size)
+    if q == NULL:
+        return False
+    p[0] = q
+    return True
+
+
+cdef inline void tape_push(Tape* t, int kind, id_t src, double clock, double aux, int64_t trigger,
+                           long long epoch) noexcept nogil:
+    cdef Py_ssize_t cap
+    if t.n == t.cap:
+        cap = 2 * t.cap + 1024
+        if not (_grow_buf(<void**>&t.kind, cap, 1) and _grow_buf(<void**>&t.src, cap, sizeof(id_t))
+                and _grow_buf(<void**>&t.clock, cap, sizeof(double)) and _grow_buf(<void**>&t.aux, cap, sizeof(double))
+                and _grow_buf(<void**>&t.trigger, cap, sizeof(int64_t))
+                and _grow_buf(<void**>&t.epoch, cap, sizeof(int32_t))):
+            t.nomem = True
+            return
+        t.cap = cap
+    t.kind[t.n] = kind
+    t.src[t.n] = src
+    t.clock[t.n] = clock
+    t.aux[t.n] = aux
+    t.trigger[t.n] = trigger
+    t.epoch[t.n] = <int32_t>epoch
+    t.n += 1
+
+
+cdef void tape_skip(Tape* t, Py_ssize_t pos) noexcept nogil:
+    cdef Py_ssize_t cap
+    if t.n_skip == t.cap_skip:
+        cap = 2 * t.cap_skip + 256
+        if not (_grow_buf(<void**>&t.skip_event, cap, sizeof(int64_t))
+                and _grow_buf(<void**>&t.skip_pos, cap, sizeof(int32_t))):
+            t.nomem = True
+            return
+        t.cap_skip = cap
+    t.skip_event[t.n_skip] = t.n - 1          # the event being processed was pushed first
+    t.skip_pos[t.n_skip] = <int32_t>pos
+    t.n_skip += 1
 
 
 # ---- event sources besides the neuron queue -------------------------------------------------------
@@ -340,7 +413,7 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
     committed to fire now and ignores them; a refractory target (flag) ignores them."""
     cdef Py_ssize_t a, p
     cdef id_t i
-    cdef double s, old
+    cdef double s, old, key
     # Software pipeline over the targets' random memory: slots PF_SLOT ahead, heap nodes
     # PF_NODE ahead (their position comes from the slot fetched earlier).
     for a in range(min(PF_SLOT, nt)):
@@ -357,17 +430,24 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
             p = e.slots[i].pos
             old = q.nodes[p].key
             if (old <= clock) | (q.nodes[p].flag != 0):
+                if e.tape != NULL:
+                    tape_skip(e.tape, a)
                 continue
         else:
             old = q.keys[i]
             if (old <= clock) | (q.flags[i] != 0):
+                if e.tape != NULL:
+                    tape_skip(e.tape, a)
                 continue
         s = model_input(m, i, e.slots[i].payload, clock, wp[a])
         e.slots[i].payload = s
+        key = model_key(m, i, s, clock)
+        if e.tape != NULL and key == clock:
+            e.tape.trig[i] = e.tape.n - 1
         if queue_t is Heap:
-            heap_change_key(q, p, old, model_key(m, i, s, clock))
+            heap_change_key(q, p, old, key)
         else:
-            q.keys[i] = model_key(m, i, s, clock)
+            q.keys[i] = key
 
 
 cdef inline Py_ssize_t row_targets(Core* e, id_t j, const id_t** tg, const double** wp) noexcept nogil:
@@ -449,6 +529,8 @@ cdef inline void poisson_event(model_t* m, queue_t* q, Core* e, Sources* src, do
         i = src.pois_ids[src.pois_off[g] + i]
     else:
         i += src.pois_start[g]
+    if e.tape != NULL:
+        tape_push(e.tape, TAPE_POISSON, i, clock, src.pois_weight[g], -1, e.n_renorm)
     deliver(m, q, e, clock, &i, &src.pois_weight[g], 1)
     poisson_next(m, src, clock)
 
@@ -508,6 +590,8 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
                 elif kind == SRC_POISSON:
                     poisson_event(m, q, e, src, ck)
                 else:
+                    if e.tape != NULL:
+                        tape_push(e.tape, TAPE_INPUT, <id_t>src.in_pos, ck, 0.0, -1, e.n_renorm)
                     deliver(m, q, e, ck, src.in_idx + src.in_a[src.in_pos], src.in_w + src.in_a[src.in_pos],
                             src.in_b[src.in_pos] - src.in_a[src.in_pos])
                     src.in_pos += 1
@@ -541,6 +625,15 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
             ids[rec] = j
             rec += 1
         count += 1
+        if e.tape != NULL:
+            if e.tape.trig[j] == -1:
+                tape_push(e.tape, TAPE_FREE, j, clock, 0.0, -1, e.n_renorm)
+            else:
+                tape_push(e.tape, TAPE_TRIGGERED, j, clock, 0.0, e.tape.trig[j], e.n_renorm)
+                e.tape.trig[j] = -1
+            if e.tape.nomem:
+                status = STATUS_NOMEM
+                break
 
         if src.ref_on:
             ck = model_advance(m, clock, src.ref_off[j * src.ref_stride])
@@ -608,6 +701,7 @@ cdef class Engine:
     cdef object _keep
 
     def __cinit__(self):
+        self.c.tape = NULL
         self.c.slots = NULL
         self.c.tbuf = NULL
         self.c.wbuf = NULL
@@ -747,7 +841,7 @@ cdef class Engine:
 
         pois_cum = self._hold(ev.get("pois_cum"), np.float64)
         s.n_pois = 0 if pois_cum is None else pois_cum.shape[0]
-        s.pois_rate = pois_cum[-1] if s.n_pois else 0.0
+        s.pois_rate = pois_cum[s.n_pois - 1] if s.n_pois else 0.0
         s.pois_cum = <const double*>_ptr(pois_cum)
         s.pois_weight = <const double*>_ptr(self._hold(ev.get("pois_weight"), np.float64))
         s.pois_start = <const id_t*>_ptr(self._hold(ev.get("pois_start"), np.int32))
@@ -777,8 +871,52 @@ cdef class Engine:
         self.src.rec_t0 = t0
         self.src.rec_t1 = t1
 
+    def enable_tape(self):
+        """Record the tape of the backward pass from now on (see `tape`)."""
+        cdef Tape* t
+        cdef Py_ssize_t i
+        if self.c.tape != NULL:
+            return
+        t = <Tape*>calloc(1, sizeof(Tape))
+        if t == NULL:
+            raise MemoryError()
+        t.trig = <int64_t*>malloc(max(self.c.n, 1) * sizeof(int64_t))
+        if t.trig == NULL:
+            free(t)
+            raise MemoryError()
+        keys = self.keys()
+        for i in range(self.c.n):
+            t.trig[i] = -2 if keys[i] <= self.c.clock else -1
+        self.c.tape = t
+
+    def tape(self):
+        """The recorded tape as a dict of NumPy arrays (copies)."""
+        cdef Tape* t = self.c.tape
+        if t == NULL:
+            raise ValueError("tape: taping was not enabled for this engine")
+        n, m = t.n, t.n_skip
+        out = {"kind": np.empty(n, np.uint8), "src": np.empty(n, np.int32), "clock": np.empty(n),
+               "aux": np.empty(n), "trigger": np.empty(n, np.int64), "epoch": np.empty(n, np.int32),
+               "skip_event": np.empty(m, np.int64), "skip_pos": np.empty(m, np.int32)}
+        cdef Py_ssize_t i
+        for i in range(n):
+            out["kind"][i] = t.kind[i]
+            out["src"][i] = t.src[i]
+            out["clock"][i] = t.clock[i]
+            out["aux"][i] = t.aux[i]
+            out["trigger"][i] = t.trigger[i]
+            out["epoch"][i] = t.epoch[i]
+        for i in range(m):
+            out["skip_event"][i] = t.skip_event[i]
+            out["skip_pos"][i] = t.skip_pos[i]
+        return out
+
     def __dealloc__(self):
         cdef int f
+        cdef Tape* t = self.c.tape
+        if t != NULL:
+            free(t.kind); free(t.src); free(t.clock); free(t.aux); free(t.trigger); free(t.epoch)
+            free(t.skip_event); free(t.skip_pos); free(t.trig); free(t)
         free(self.c.slots)
         free(self.c.tbuf)
         free(self.c.wbuf)

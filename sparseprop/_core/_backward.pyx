@@ -1,0 +1,116 @@
+# The backward pass (exact gradients) for LIF networks, O(K) per spike, no heap.
+#
+# Coordinates are the engine's (see _models.pxd): clock c = exp(t/tau) (renormalised by 2**-64 per
+# epoch), state s_i = q_i (I_i - V_i) c with q_i = 1/(I_i - 1) above threshold (1 below). Given the
+# order of events (the tape), the forward map is affine in the states:
+#   spike of j at clock c:   c = s_j (free spike) or the clock of the input that lifted j (triggered)
+#                            s_j <- R_j rho_j c            (reset; rho_j = exp(t_ref/tau))
+#                            s_i <- s_i - w_ji q_i c        (each target not committed/refractory)
+#   input (given or Poisson) s_i <- s_i - w q_i c           (c fixed by the input's time)
+#   spike time               t = tau (ln c + epoch * 64 ln 2)
+# so the adjoint lam = dL/ds sweeps the tape backwards with K multiply-adds per spike. G[r] collects
+# dL/dc of record r from the spikes it triggered (same instant).
+from libc.stdint cimport int64_t, int32_t
+from libc.math cimport ldexp
+
+import numpy as np
+
+cdef enum:
+    TAPE_FREE = 0
+    TAPE_TRIGGERED = 1
+    TAPE_INPUT = 2
+    TAPE_POISSON = 3
+
+
+def backward_lif(dict tape, const int64_t[::1] indptr, const int32_t[::1] indices, const double[::1] weights,
+                 const int64_t[::1] in_a, const int64_t[::1] in_b, const int32_t[::1] in_idx,
+                 const double[::1] in_w, const double[::1] q, const double[::1] dq, const double[::1] R,
+                 const double[::1] dR, const double[::1] rho, double[::1] lam, int end_epoch,
+                 const double[::1] g_time, double tau, double[::1] g_w, double[::1] g_w_in,
+                 double[::1] g_drive, double[::1] g_in_time):
+    """Sweep the tape backwards.
+
+    lam (n,) enters as dL/ds at the end (epoch `end_epoch`) and leaves as dL/ds at the start
+    (epoch 0); g_time[r] = dL/dt (per second) of tape record r (spikes only). Gradients are
+    accumulated into g_w (recurrent synapses), g_w_in (input synapses), g_drive (n,) -- the part
+    from the dynamics; the caller adds the initial and final state terms -- and g_in_time (per
+    given input event). All per-neuron arrays have one entry per neuron.
+    """
+    cdef const unsigned char[::1] kind = tape["kind"]
+    cdef const int32_t[::1] src = tape["src"]
+    cdef const double[::1] clock = tape["clock"]
+    cdef const double[::1] aux = tape["aux"]
+    cdef const int64_t[::1] trigger = tape["trigger"]
+    cdef const int32_t[::1] epoch = tape["epoch"]
+    cdef const int64_t[::1] skip_event = tape["skip_event"]
+    cdef const int32_t[::1] skip_pos = tape["skip_pos"]
+    cdef Py_ssize_t nrec = kind.shape[0], n = lam.shape[0]
+    cdef double[::1] G = np.zeros(max(nrec, 1))
+    cdef Py_ssize_t r, a, a0, a1, pos, sk = skip_event.shape[0] - 1, i, lo
+    cdef int cur = end_epoch, k
+    cdef int32_t j
+    cdef int64_t m
+    cdef double c, Gc, w, li
+    with nogil:
+        for r in range(nrec - 1, -1, -1):
+            while cur > epoch[r]:
+                for i in range(n):
+                    lam[i] = ldexp(lam[i], -64)
+                cur -= 1
+            c = clock[r]
+            k = kind[r]
+            # skipped target positions of this record: skip_pos[lo..sk] (ascending)
+            lo = sk
+            while lo >= 0 and skip_event[lo] == r:
+                lo -= 1
+            lo += 1
+            if k == TAPE_POISSON:
+                i = src[r]
+                if lo > sk:                  # not skipped
+                    g_drive[i] -= lam[i] * aux[r] * c * dq[i]
+                sk = lo - 1
+                continue
+            Gc = G[r]
+            if k == TAPE_INPUT:
+                a0 = in_a[src[r]]
+                a1 = in_b[src[r]]
+            else:
+                j = src[r]
+                a0 = indptr[j]
+                a1 = indptr[j + 1]
+                Gc += g_time[r] * tau / c
+            pos = lo
+            for a in range(a0, a1):
+                if pos <= sk and skip_pos[pos] == a - a0:
+                    pos += 1
+                    continue
+                if k == TAPE_INPUT:
+                    i = in_idx[a]
+                    w = in_w[a]
+                    li = lam[i]
+                    g_w_in[a] -= li * q[i] * c
+                else:
+                    i = indices[a]
+                    w = weights[a]
+                    li = lam[i]
+                    g_w[a] -= li * q[i] * c
+                Gc -= li * w * q[i]
+                g_drive[i] -= li * w * c * dq[i]
+            sk = lo - 1
+            if k == TAPE_INPUT:
+                g_in_time[src[r]] += Gc * c / tau
+                continue
+            # reset of the spiker (after the target loop: an autapse input came after the reset)
+            Gc += lam[j] * R[j] * rho[j]
+            g_drive[j] += lam[j] * c * rho[j] * dR[j]
+            if k == TAPE_FREE:
+                lam[j] = Gc                  # c = s_j
+            else:
+                lam[j] = 0.0
+                m = trigger[r]
+                if m >= 0:
+                    G[m] += ldexp(Gc, -64 * (epoch[r] - epoch[m]))
+        while cur > 0:
+            for i in range(n):
+                lam[i] = ldexp(lam[i], -64)
+            cur -= 1
