@@ -12,6 +12,11 @@ def _add_run(sub):
                        description="Simulate the SparseProp reference network (N inhibitory neurons, K "
                        "random targets each, weights -J0/sqrt(K), drive from the balance condition) "
                        "exactly, event by event. Defaults are the seed network.")
+    p.add_argument("--preset", choices=["seed", "brunel"], default="seed",
+                   help="seed: the SparseProp balanced network (default); brunel: Brunel (2000)'s sparse "
+                   "E/I LIF network (12,500 neurons, delays, refractoriness, Poisson input; default 1 s)")
+    p.add_argument("--state", choices=["SR", "SIfast", "SIslow", "AI"], default="AI",
+                   help="Brunel regime (with --preset brunel): g and nu_ext/nu_thr of Brunel (2000)")
     p.add_argument("--model", choices=["lif", "qif", "eif"], default="lif",
                    help="eif: the shipped seed EIF phase table (drive 0.1)")
     p.add_argument("--table", metavar="PATH", type=_table_model, default=None,
@@ -50,6 +55,8 @@ def _table_model(value):
 def _cmd_run(args):
     import sparseprop as sp
 
+    if args.preset == "brunel":
+        return _cmd_run_brunel(args)
     spikes = args.spikes if (args.spikes is not None or args.t_max is not None) else 100_000
     net = sp.balanced_network(n=args.n, k=args.k, j0=args.j0, rate=args.rate, tau=args.tau,
                               model=args.table or args.model, drive=args.drive, seed_net=args.seed_net)
@@ -66,6 +73,34 @@ def _cmd_run(args):
         print(json.dumps(summary))
     else:
         _print_summary(summary)
+    return 130 if res.interrupted else 0
+
+
+def _cmd_run_brunel(args):
+    import sparseprop as sp
+
+    t_max = args.t_max if args.t_max is not None else (None if args.spikes else 1.0)
+    net = sp.brunel_network(state=args.state, seed=args.seed_net)
+    res = sp.simulate(net, spikes=args.spikes, t_max=t_max, seed_ic=args.seed_ic, seed_input=args.seed_ic,
+                      engine=args.engine, record=not args.no_record, progress=args.progress)
+    if args.out:
+        res.save(args.out)
+    if args.plot:
+        res.plot_raster(path=args.plot)
+    summary = res.summary()
+    g, eta = sp.BRUNEL_STATES[args.state]
+    summary.update(preset="brunel", state=args.state, g=g, eta=eta, events=res.metadata.get("events"),
+                   wall_per_sim_s=res.wall_s / res.duration if res.duration > 0 else None,
+                   seed_ic=args.seed_ic, out=args.out, plot=args.plot)
+    summary.pop("inputs", None)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"sparseprop Brunel (2000) network, state {args.state} (g = {g}, nu_ext/nu_thr = {eta})")
+        for key in ("n", "spikes", "sim_time_s", "wall_s", "wall_per_sim_s", "rate_hz", "cv", "events"):
+            print(f"  {key:<20} {summary.get(key)}")
+        for name, st in (summary.get("population_stats") or {}).items():
+            print(f"  {name:<20} rate {st.get('rate_hz')} Hz, cv {st.get('cv')}")
     return 130 if res.interrupted else 0
 
 
