@@ -246,6 +246,7 @@ ctypedef struct Sources:
     double rec_t0
     double rec_t1
     double clock_stop
+    double t_stop_tau           # t_stop in units of tau (clock_stop is recomputed per epoch)
     long long events
 
 
@@ -402,7 +403,7 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
     for i in range(src.pend.size):
         src.pend.nodes[i].clock = model_renorm(m, src.pend.nodes[i].clock)
     src.pois_clock = model_renorm(m, src.pois_clock)
-    src.clock_stop = model_renorm(m, src.clock_stop)
+    src.clock_stop = model_clock_at(m, src.t_stop_tau, e.n_renorm)
     if src.in_pos < src.in_n:
         src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
 
@@ -571,9 +572,21 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
             if src.pend.size and src.pend.nodes[0].clock < ck:
                 ck = src.pend.nodes[0].clock
                 kind = SRC_PENDING
+            if ck == INFINITY and key == INFINITY and kind != SRC_NONE:
+                # the next event lies beyond the clock's range (> ~700 tau ahead of this epoch) and
+                # nothing fires before it: step the epoch (free flow; subthreshold voltages have
+                # relaxed to their drive by then) until its clock is finite. Only given inputs are
+                # kept as times; other sources that overflowed are lost (documented limit).
+                events -= 1
+                if kind != SRC_INPUT or src.clock_stop < INFINITY:
+                    status = STATUS_TIME if src.clock_stop < INFINITY else STATUS_SILENT
+                    break
+                renormalise(m, q, e, src)
+                continue
             if kind != SRC_NONE and ck <= key:
                 if ck > src.clock_stop:
                     status = STATUS_TIME
+                    events -= 1                  # not processed
                     break
                 e.clock = ck
                 model_begin_spike(m, ck)
@@ -597,26 +610,29 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
                     src.in_pos += 1
                     if src.in_pos < src.in_n:
                         src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
-                if model_renorm_due(m, e.clock):
+                while model_renorm_due(m, e.clock) and e.clock < INFINITY:
                     renormalise(m, q, e, src)
                 continue
         if key == INFINITY:
             status = STATUS_SILENT
+            events -= extra
             break
         if key > src.clock_stop:
             status = STATUS_TIME
+            events -= extra
             break
         clock = key
         if queue_flag(q, j):
             # end of j's refractory period: it flows freely from its reset state from now on
             e.clock = clock
             queue_set(q, j, model_key(m, j, e.slots[j].payload, clock), 0)
-            if model_renorm_due(m, e.clock):
+            while model_renorm_due(m, e.clock) and e.clock < INFINITY:
                 renormalise(m, q, e, src)
             continue
         t = model_elapsed(m, key, e.n_renorm) * tau
         if t > t_stop:
             status = STATUS_TIME
+            events -= extra
             break
         e.clock = clock
         model_begin_spike(m, clock)
@@ -647,7 +663,7 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
         if not emit(m, q, e, src, clock, j):
             status = STATUS_NOMEM
             break
-        if model_renorm_due(m, e.clock):
+        while model_renorm_due(m, e.clock) and e.clock < INFINITY:
             renormalise(m, q, e, src)
     n_done[0] = count
     n_rec[0] = rec
@@ -954,6 +970,7 @@ cdef class Engine:
                 raise ValueError("output buffers too small")
             tp = &times[offset]
             ip = &ids[offset]
+        self.src.t_stop_tau = t_stop / tau
         self.src.clock_stop = self.model.clock_at(t_stop / tau, self.c.n_renorm) if t_stop < INFINITY else INFINITY
         with nogil:
             if code == MODEL_LIF:

@@ -1,3 +1,4 @@
+from libc.math cimport exp
 # Neuron models: closed-form phase maps and PTCs for users and tests (NumPy, vectorised), and the
 # binding of a model to a network's drive that yields the C parameter structs of _models.pxd.
 #
@@ -485,7 +486,7 @@ cdef class BoundModel:
     def clock_at(self, double t_tau, long long n_renorm):
         """Engine clock at time t_tau (units of tau) in the renormalisation epoch n_renorm."""
         if self.code == MODEL_LIF:
-            return float(np.exp(t_tau - n_renorm * LIF_RENORM_LOG))
+            return exp(t_tau - n_renorm * LIF_RENORM_LOG)       # libm exp, as the engine's model_clock_at
         if self.code == MODEL_QIF_TIME or self.code == MODEL_TABLE:
             return t_tau - n_renorm * QIF_RENORM_SHIFT
         theta = t_tau / self.qifp.tau_per_clock - n_renorm * 4.0 * np.pi

@@ -1,0 +1,309 @@
+"""Independent brute-force reference simulator for LIF / QIF networks WITH event sources:
+transmission delays (homogeneous or per synapse), absolute refractoriness and given external
+input events.
+
+This module shares NO code with ``sparseprop`` (nor with ``tests/oracle.py``, whose approach it
+follows). From a network object it reads only the plain description: ``net.n``, ``net.drive``,
+``net.tau``, ``net.model.name`` (and ``net.model.v_reset`` for LIF), ``net.targets(j)``,
+``net.delay``, ``net.refractory``, the per-synapse ``delays`` of an explicit connectivity and
+the ``SpikeTrainInput`` items of ``net.inputs`` (their times, sources and projection CSR).
+Poisson inputs cannot be reproduced (their random stream is the engine's); the Poisson tests
+check statistics instead.
+
+Method (deliberately naive, in VOLTAGES, never the engine's coordinates):
+
+* state of neuron i: a voltage ``V[i]`` valid at time ``T[i]`` (seconds) and a flag
+  ``refr[i]`` (refractory). The free flow from ``(V, T)`` to ``t >= T`` is the closed form
+
+  - LIF  dV/dt = (-V + I)/tau:    V(t) = I + (V - I) exp(-(t - T)/tau)
+  - QIF  dV/dt = (V^2 + I)/tau:   V(t) = sqrt(I) tan(atan(V/sqrt(I)) + sqrt(I)(t - T)/tau)
+
+* ``nxt[i]``: the time of i's next *neuron event*: the end of its refractory period, or its
+  threshold crossing computed analytically from ``(V, T)``
+
+  - LIF (threshold 1):  T + tau ln((I - V)/(I - 1)) if I > 1 (and V < 1); T if V >= 1; else +inf
+  - QIF (spike at +inf): T + tau (pi/2 - atan(V/sqrt(I)))/sqrt(I)
+
+* every other event (given inputs, scheduled delayed deliveries) sits in ONE plain Python list
+  kept sorted by ``(time, class, seq)`` (``bisect.insort``); the next event is the earliest of the
+  list head and ``min(nxt)`` (ties: lowest neuron id, ``np.argmin``).
+
+Event semantics (public API contract, notes/API3.md):
+
+* at equal instants: given inputs (class 0), [Poisson (class 1): not reproducible here],
+  delayed deliveries (class 2), then neuron events by increasing id (class 3). Within a class:
+  given inputs in (time-stable) list order, i.e. input train, spike, synapse row order;
+  deliveries in scheduling order (spike order, then row order);
+* a spike of j at t: record (t, j); reset j (refractory: clamp at the reset until
+  ``t + refractory``, the refractory end is a neuron event at that time); deliver j's zero-delay
+  synapses at once in row order; schedule each other synapse at ``t + delay`` (synapses of one
+  spike with equal delay form one delivery, in row order);
+* an input of weight w to neuron i at t: ignored when i is refractory (its refractory-end event
+  has not been processed yet, so an input at exactly the end instant is ignored too: sources
+  precede neuron events) or committed (``nxt[i] <= t``: it fires at this instant); otherwise
+  ``V[i] <- V_i(t) + w``, and a LIF neuron lifted to ``V >= 1`` fires at t (``nxt[i] = t``);
+* after its refractory period the neuron flows freely from the reset.
+
+The contract does not say what happens when a neuron that has ALREADY fired at the current
+instant is driven past threshold again at that instant; the oracle raises
+:class:`AmbiguousCascade`, so tests must use networks where it cannot happen.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["AmbiguousCascade", "OracleResult", "simulate", "simulate_net", "spike_train_events",
+           "network_inputs", "lif_flow", "INPUT", "POISSON", "DELIVERY", "NEURON"]
+
+HALF_PI = 0.5 * math.pi
+INPUT, POISSON, DELIVERY, NEURON = 0, 1, 2, 3     # event classes, in tie order
+
+
+class AmbiguousCascade(RuntimeError):
+    """A neuron that already fired at this instant was driven past threshold again."""
+
+
+@dataclass
+class OracleResult:
+    times: np.ndarray            # float64, seconds
+    neurons: np.ndarray          # int64
+    final_voltages: np.ndarray   # voltages at t_end (refractory neurons: their reset)
+    t_end: float
+    sample_times: np.ndarray     # the sample times that were reached
+    voltages: np.ndarray         # (len(sample_times), len(sample_ids))
+    sample_refractory: np.ndarray  # same shape, True where the neuron was refractory (V = reset)
+    inputs_applied: int          # inputs (given or delivered) that changed a voltage
+    inputs_ignored: int          # inputs dropped (refractory or committed target)
+
+
+def lif_flow(v, drive, dt, tau):
+    """LIF free flow of voltage v over dt seconds (closed form)."""
+    return drive + (v - drive) * math.exp(-dt / tau)
+
+
+def simulate(model, n, drive, tau, targets, v0, *, delays=None, delay=0.0, refractory=0.0,
+             inputs=(), spikes=None, t_max=None, v_reset=0.0, sample_times=None, sample_ids=None):
+    """Brute-force event-driven simulation with delays, refractoriness and given inputs.
+
+    Parameters
+    ----------
+    model : {"lif", "qif"}
+    n : int
+    drive : float or (n,) array (dimensionless I)
+    tau : float, membrane time constant (s)
+    targets : callable j -> (indices, weights) of j's synapses in row (delivery) order
+    v0 : (n,) initial voltages at t = 0
+    delays : None or callable j -> (k_j,) per-synapse delays (s) of row j; None: ``delay`` for all
+    delay : homogeneous delay (s) used when ``delays`` is None
+    refractory : float or (n,) absolute refractory periods (s)
+    inputs : iterable of (time_s, target, weight); equal times keep their list order
+    spikes, t_max : stop after this many spikes / process events with time <= t_max only
+    v_reset : LIF reset voltage (QIF resets to -inf)
+    sample_times, sample_ids : voltages of neurons ``sample_ids`` at the sorted ``sample_times``
+        (events AT a sample time are processed before it is taken)
+    """
+    model = model.lower()
+    if model not in ("lif", "qif"):
+        raise ValueError(model)
+    if spikes is None and t_max is None:
+        raise ValueError("need spikes or t_max")
+    lif = model == "lif"
+    drv = np.broadcast_to(np.asarray(drive, dtype=float), (n,)).astype(float).tolist()
+    sq = [math.sqrt(x) if x > 0 else math.nan for x in drv]
+    ref = np.broadcast_to(np.asarray(refractory, dtype=float), (n,)).astype(float).tolist()
+    reset = float(v_reset) if lif else -math.inf
+    V = np.array(v0, dtype=float).tolist()
+    assert len(V) == n
+    T = [0.0] * n
+    refr = [False] * n
+    nxt = np.full(n, math.inf)
+
+    def crossing(i):
+        v = V[i]
+        if lif:
+            if v >= 1.0:
+                return T[i]
+            if drv[i] > 1.0:
+                return T[i] + tau * math.log((drv[i] - v) / (drv[i] - 1.0))
+            return math.inf
+        return T[i] + tau * (HALF_PI - math.atan(v / sq[i])) / sq[i]
+
+    def voltage_at(i, t):
+        if refr[i]:
+            return reset
+        dt = t - T[i]
+        assert dt >= -1e-9 * max(1.0, abs(t)), (i, t, T[i])
+        if dt <= 0.0:
+            return V[i]
+        if lif:
+            return lif_flow(V[i], drv[i], dt, tau)
+        ang = min(math.atan(V[i] / sq[i]) + sq[i] * dt / tau, HALF_PI)
+        return sq[i] * math.tan(ang)
+
+    for i in range(n):
+        nxt[i] = crossing(i)
+
+    row_cache = {}
+
+    def row(j):
+        if j not in row_cache:
+            idx, w = targets(j)
+            idx = np.asarray(idx).tolist()
+            w = np.asarray(w, dtype=float).tolist()
+            d = [float(delay)] * len(idx) if delays is None else np.asarray(delays(j), dtype=float).tolist()
+            assert len(d) == len(idx) == len(w)
+            now = [(i, x) for i, x, dd in zip(idx, w, d) if dd == 0.0]
+            later = {}
+            for i, x, dd in zip(idx, w, d):
+                if dd != 0.0:
+                    later.setdefault(dd, []).append((i, x))
+            row_cache[j] = (now, list(later.items()))
+        return row_cache[j]
+
+    # the plain sorted list of pending non-neuron events: (time, class, seq, payload)
+    pending = [(float(t), INPUT, k, ((int(i), float(w)),))
+               for k, (t, i, w) in enumerate(inputs)]
+    pending.sort(key=lambda e: (e[0], e[1], e[2]))
+    seq = len(pending)
+
+    samples = np.asarray([] if sample_times is None else sample_times, dtype=float)
+    sids = np.asarray([] if sample_ids is None else sample_ids, dtype=np.int64).tolist()
+    volts, vrefr = [], []
+    stats = {"applied": 0, "ignored": 0}
+
+    times, neurons = [], []
+    fired_now: set[int] = set()
+    t_now = -math.inf
+    limit = math.inf if spikes is None else int(spikes)
+    stopped_by_count = False
+
+    def apply(i, w, t):
+        if refr[i] or nxt[i] <= t:
+            stats["ignored"] += 1
+            return
+        stats["applied"] += 1
+        V[i] = voltage_at(i, t) + w
+        T[i] = t
+        if lif and V[i] >= 1.0 and i in fired_now:
+            raise AmbiguousCascade(f"neuron {i} re-driven past threshold at t={t}")
+        nxt[i] = crossing(i)
+
+    def take_samples(upto_exclusive):
+        while len(volts) < samples.shape[0] and samples[len(volts)] < upto_exclusive:
+            s = float(samples[len(volts)])
+            volts.append([voltage_at(i, s) for i in sids])
+            vrefr.append([refr[i] for i in sids])
+
+    while True:
+        if len(times) >= limit:
+            stopped_by_count = True
+            break
+        j = int(np.argmin(nxt))
+        tn = float(nxt[j])
+        te = min(tn, pending[0][0]) if pending else tn
+        if t_max is not None and te > t_max:
+            break
+        if te == math.inf:
+            break
+        take_samples(te)
+        if te > t_now:
+            fired_now.clear()
+            t_now = te
+        if pending and pending[0][0] <= tn:          # sources before neurons at equal instants
+            t, _, _, payload = pending.pop(0)
+            for i, w in payload:
+                apply(i, w, t)
+            continue
+        t = tn
+        if refr[j]:                                  # end of refractoriness: flow from the reset
+            refr[j] = False
+            nxt[j] = crossing(j)
+            continue
+        times.append(t)
+        neurons.append(j)
+        fired_now.add(j)
+        V[j] = reset
+        if ref[j] > 0.0:
+            refr[j] = True
+            T[j] = t + ref[j]
+            nxt[j] = T[j]
+        else:
+            T[j] = t
+            nxt[j] = crossing(j)
+        now, later = row(j)
+        for i, w in now:
+            apply(i, w, t)
+        for d, syn in later:
+            bisect.insort(pending, (t + d, DELIVERY, seq, tuple(syn)), key=lambda e: (e[0], e[1], e[2]))
+            seq += 1
+
+    if stopped_by_count:
+        t_end = t_now
+    else:
+        t_end = t_max if t_max is not None else t_now
+        take_samples(math.inf if t_max is None else np.nextafter(t_max, math.inf))
+    final = np.array([reset if refr[i] else voltage_at(i, max(t_end, T[i])) for i in range(n)])
+    return OracleResult(np.array(times, dtype=float), np.array(neurons, dtype=np.int64), final,
+                        t_end, samples[:len(volts)].copy(),
+                        np.array(volts, dtype=float).reshape(len(volts), len(sids)),
+                        np.array(vrefr, dtype=bool).reshape(len(volts), len(sids)),
+                        stats["applied"], stats["ignored"])
+
+
+# --------------------------------------------------------------------------------------
+# Reading a sparseprop network description
+# --------------------------------------------------------------------------------------
+def _rows(c):
+    indptr = np.asarray(c.indptr)
+    return [(int(indptr[j]), int(indptr[j + 1])) for j in range(indptr.shape[0] - 1)]
+
+
+def spike_train_events(times, sources, indptr, indices, weights, delays, default_delay):
+    """(arrival time s, target, weight) of every synapse of every input spike, in tie order:
+    spike order, then the source's row order; arrival = time + delay (the synapse's own, else
+    ``default_delay``)."""
+    out = []
+    for t, s in zip(np.asarray(times, dtype=float).tolist(), np.asarray(sources).tolist()):
+        a, b = int(indptr[s]), int(indptr[s + 1])
+        for k in range(a, b):
+            d = float(delays[k]) if delays is not None else float(default_delay)
+            out.append((t + d, int(indices[k]), float(weights[k])))
+    return out
+
+
+def network_inputs(net):
+    """All given input events of ``net.inputs`` (SpikeTrainInput items, in list order)."""
+    events = []
+    for inp in getattr(net, "inputs", ()):
+        kind = getattr(inp, "kind", None)
+        if kind == "poisson":
+            raise NotImplementedError("oracle: Poisson inputs are random streams of the engine; "
+                                      "test them statistically")
+        c = inp.connectivity
+        events.extend(spike_train_events(inp.times, inp.sources, c.indptr, c.indices, c.weights,
+                                         c.delays, net.delay))
+    events.sort(key=lambda e: e[0])     # stable: equal arrival times keep their order
+    return events
+
+
+def simulate_net(net, v0, spikes=None, t_max=None, *, extra_inputs=(), sample_times=None,
+                 sample_ids=None):
+    """Run the oracle on a sparseprop network description (read-only access)."""
+    name = str(net.model.name).lower()
+    c = net.connectivity
+    per_syn = getattr(c, "delays", None)
+    delays = None
+    if per_syn is not None:
+        indptr = np.asarray(c.indptr)
+        per_syn = np.asarray(per_syn, dtype=float)
+        delays = lambda j: per_syn[indptr[j]:indptr[j + 1]]  # noqa: E731
+    inputs = network_inputs(net) + [tuple(x) for x in extra_inputs]
+    inputs.sort(key=lambda e: e[0])
+    return simulate(name, int(net.n), net.drive, float(net.tau), net.targets, v0, delays=delays,
+                    delay=float(net.delay), refractory=net.refractory, inputs=inputs, spikes=spikes,
+                    t_max=t_max, v_reset=float(getattr(net.model, "v_reset", 0.0)) if name == "lif" else 0.0,
+                    sample_times=sample_times, sample_ids=sample_ids)
