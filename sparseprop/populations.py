@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparseprop import _validate as v
+from sparseprop.results import _json_default
 from sparseprop._core._models import LIF, NeuronModel, make_model
 from sparseprop.network import Network, SparseConnectivity
 
@@ -1173,14 +1174,6 @@ def export_network(net, path):
     path = str(path)
     np.savez(path, metadata=np.array(json.dumps(header, default=_json_default)), **arrays)
     return path if path.endswith(".npz") else path + ".npz"
-
-
-def _json_default(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def load_network(path):
