@@ -76,11 +76,13 @@ def vjp(result, dL_dtimes=None, dL_dvoltages=None):
             raise ValueError(f"dL_dtimes: expected {rec.shape[0]} values (one per spike), got shape {d.shape}")
         g_time[rec] = d
     drive = np.broadcast_to(np.asarray(net.drive, dtype=np.float64), (n,)).copy()
-    v_reset = net.model.v_reset
-    supra = drive > 1.0
-    q = np.where(supra, 1.0 / np.where(supra, drive - 1.0, 1.0), 1.0)
+    # the engine's own LIF coefficients (sparseprop/_core/_models.pyx, LIF.bind): q = scale,
+    # R = reset; their drive derivatives: q = 1/(I - 1) above threshold (1 below), R = (I - v_r) q
+    p = net.bind().params
+    q = np.ascontiguousarray(np.broadcast_to(p["scale"], (n,)))
+    R = np.ascontiguousarray(np.broadcast_to(p["reset"], (n,)))
+    supra = np.broadcast_to(p["free"], (n,)) != 0.0
     dq = np.where(supra, -q * q, 0.0)
-    R = (drive - v_reset) * q
     dR = np.where(supra, q * (1.0 - R), 1.0)
     rho = np.broadcast_to(np.exp(np.asarray(net.refractory, dtype=np.float64) / tau), (n,)).copy()
 
@@ -93,8 +95,7 @@ def vjp(result, dL_dtimes=None, dL_dvoltages=None):
         gv = np.asarray(dL_dvoltages, dtype=np.float64)
         if gv.shape != (n,):
             raise ValueError(f"dL_dvoltages: expected shape ({n},), got {gv.shape}")
-        bound = net.model.bind(ctx["drive"], n)
-        c_end = bound.clock_at(result.t_end / tau, st.n_renorm)
+        c_end = net.bind().clock_at(result.t_end / tau, st.n_renorm)
         free_now = ~np.isfinite(st.events["refractory_until"]) if st.events else np.ones(n, bool)
         s = st.states
         lam = np.where(free_now, -gv / (q * c_end), 0.0)

@@ -45,7 +45,8 @@ def random_problem(n=40, p=0.2, w_std=0.15, n_inputs=3, n_input_spikes=10, refra
 
 
 def gradcheck(n=40, seed=0, refractory=0.0, h=1e-6, per_param=8, t_max=0.05):
-    """Compare vjp with central differences; returns a JSON-friendly report."""
+    """Compare vjp with central differences (steps h and 4h, the better of the two per parameter);
+    returns a JSON-friendly report."""
     params, build, ct, cv, t_max = random_problem(n=n, seed=seed, refractory=refractory, t_max=t_max)
     rng = np.random.default_rng(seed + 1)
 
@@ -66,17 +67,25 @@ def gradcheck(n=40, seed=0, refractory=0.0, h=1e-6, per_param=8, t_max=0.05):
         idx = rng.choice(value.size, min(per_param, value.size), replace=False)
         errs = []
         for i in idx:
-            out = []
-            for sign in (1, -1):
-                pr = {k: v.copy() for k, v in params.items()}
-                pr[name][i] += sign * h
-                r = run(pr)
-                out.append(r)
-            if not all(np.array_equal(r.neurons, base.neurons) for r in out):
-                skipped += 1            # the event order changed within +-h: not differentiable here
+            # Central differences at steps h and 4h; the error is the better of the two, because
+            # rounding dominates the small step and truncation the large one (a wrong gradient
+            # disagrees with both).
+            best = None
+            for step in (h, 4 * h):
+                out = []
+                for sign in (1, -1):
+                    pr = {k: v.copy() for k, v in params.items()}
+                    pr[name][i] += sign * step
+                    out.append(run(pr))
+                if not all(np.array_equal(r.neurons, base.neurons) for r in out):
+                    continue            # the event order changed within +-step: not differentiable
+                fd = (loss(out[0]) - loss(out[1])) / (2 * step)
+                err = abs(fd - analytic[name][i]) / max(abs(fd), 1e-3)
+                best = err if best is None else min(best, err)
+            if best is None:
+                skipped += 1
                 continue
-            fd = (loss(out[0]) - loss(out[1])) / (2 * h)
-            errs.append(abs(fd - analytic[name][i]) / max(abs(fd), 1e-3))
+            errs.append(best)
         report[name] = float(max(errs)) if errs else None
         worst = max([worst] + errs)
     return {"n": n, "seed": seed, "refractory_s": refractory, "spikes": base.n_spikes,

@@ -94,26 +94,9 @@ class SparseConnectivity:
             raise ValueError(f"indices: target ids must lie in [0, {n}), got range "
                              f"[{indices.min()}, {indices.max()}]")
         self.indices = np.ascontiguousarray(indices, dtype=np.int32)
-        if np.ndim(weights) == 0:
-            weights = np.full(indices.shape[0], v.real("weights", weights))
-        weights = np.asarray(weights)
-        if weights.dtype.kind not in "fiu" or weights.shape != indices.shape:
-            raise ValueError(f"weights: expected {indices.shape[0]} real numbers (one per synapse), "
-                             f"got shape {weights.shape} dtype {weights.dtype}")
-        self.weights = np.ascontiguousarray(weights, dtype=np.float64)
-        if not np.all(np.isfinite(self.weights)):
-            raise ValueError("weights: all values must be finite")
-        if delays is not None:
-            if np.ndim(delays) == 0:
-                delays = np.full(indices.shape[0], v.real("delays", delays))
-            delays = np.asarray(delays)
-            if delays.dtype.kind not in "fiu" or delays.shape != indices.shape:
-                raise ValueError(f"delays: expected {indices.shape[0]} delays in s (one per synapse), "
-                                 f"got shape {delays.shape} dtype {delays.dtype}")
-            delays = np.ascontiguousarray(delays, dtype=np.float64)
-            if not np.all(np.isfinite(delays)) or np.any(delays < 0):
-                raise ValueError("delays: all values must be finite and >= 0 (seconds)")
-        self.delays = delays
+        self.weights = _per_synapse("weights", weights, indices.shape[0], "real numbers")
+        self.delays = None if delays is None else _per_synapse("delays", delays, indices.shape[0],
+                                                               "delays in s", nonneg=True)
 
     @classmethod
     def from_matrix(cls, W):
@@ -164,6 +147,20 @@ class SparseConnectivity:
 
     def __repr__(self):
         return f"SparseConnectivity(n={self.n}, n_post={self.n_post}, nnz={self.indices.shape[0]})"
+
+
+def _per_synapse(name, value, nnz, what, nonneg=False):
+    """A scalar or one finite float64 per synapse (>= 0 with nonneg)."""
+    if np.ndim(value) == 0:
+        value = np.full(nnz, v.real(name, value))
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or arr.shape != (nnz,):
+        raise ValueError(f"{name}: expected {nnz} {what} (one per synapse), got shape {arr.shape} "
+                         f"dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or (nonneg and np.any(arr < 0)):
+        raise ValueError(f"{name}: all values must be finite" + (" and >= 0 (seconds)" if nonneg else ""))
+    return arr
 
 
 def connectivity_from_dict(d):

@@ -372,6 +372,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         samples = samples[samples <= t_max]
     volts = np.full((samples.shape[0], 0 if not samples.size else rec.voltages.shape[0]), np.nan)
     n_sampled = 0
+    sampler = _sampling_model(bound, network, rec.voltages) if samples.size else None
     total = spikes if spikes is not None else None
     bar = Progress(total if total else t_max, "spikes" if total else "s", enabled=progress)
 
@@ -405,7 +406,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
             n_rec += got
             dt = time.perf_counter() - c0
             if status == STATUS_TIME and n_sampled < samples.shape[0] and stop_at < t_stop:
-                volts[n_sampled] = _voltages_at(core, bound, network, rec.voltages, stop_at)
+                volts[n_sampled] = _voltages_at(core, bound, sampler, network, rec.voltages, stop_at)
                 n_sampled += 1
                 status = STATUS_COUNT
                 continue
@@ -424,7 +425,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
     # samples at t_max itself, or after the network fell silent (nothing changes any more)
     while (n_sampled < samples.shape[0] and not interrupted
            and (status == STATUS_SILENT or (status == STATUS_TIME and samples[n_sampled] <= t_stop))):
-        volts[n_sampled] = _voltages_at(core, bound, network, rec.voltages, samples[n_sampled])
+        volts[n_sampled] = _voltages_at(core, bound, sampler, network, rec.voltages, samples[n_sampled])
         n_sampled += 1
 
     t_last = core.elapsed(core.clock, core.n_renorm) * network.tau if core.clock != clock else t_start
@@ -488,16 +489,18 @@ def _check_tape(network, state, record):
         raise ValueError("tape: needs record=True")
 
 
-def _voltages_at(core, bound, network, ids, t):
-    """Exact voltages of neurons `ids` at time t (s), between events."""
+def _sampling_model(bound, network, ids):
+    """The model bound to the drive of the sampled neurons only (their voltage conversion)."""
+    if ids is None or bound.representation != "time":
+        return bound
+    drive = np.broadcast_to(np.asarray(bound.drive, dtype=np.float64), (network.n,))
+    return network.model.bind(np.ascontiguousarray(drive[ids]), ids.shape[0])
+
+
+def _voltages_at(core, bound, sub, network, ids, t):
+    """Exact voltages of neurons `ids` at time t (s), between events (`sub`: see _sampling_model)."""
     st, busy = core.sample(ids)
     clock = bound.clock_at(t / network.tau, core.n_renorm)
-    drive = network.drive
-    if np.ndim(drive):
-        sub = network.model.bind(drive[ids], ids.shape[0])
-    else:
-        sub = network.model.bind(np.full(ids.shape[0], drive), ids.shape[0]) if bound.representation == "time" \
-            else bound
     with np.errstate(divide="ignore", invalid="ignore"):
         volts = np.asarray(sub.voltage_from_state(st, clock), dtype=np.float64)
     if np.any(busy):

@@ -100,3 +100,18 @@ def test_gradcheck_cli_prints_one_json_line(capsys):
     assert main(["gradcheck", "--json", "--n", "25"]) == 0
     out = json.loads(capsys.readouterr().out.strip())
     assert out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
+
+
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+    import sparseprop.gradcheck as gc
+
+    real = gc.vjp
+
+    def off_by_1e4(*args, **kwargs):
+        g = real(*args, **kwargs)
+        g.drive = g.drive * (1 + 1e-4)
+        return g
+
+    monkeypatch.setattr(gc, "vjp", off_by_1e4)
+    out = gc.gradcheck(n=30, seed=0, per_param=4)
+    assert out["rel_err"]["drive"] > 5e-5 and out["rel_err"]["weights"] <= 1e-6

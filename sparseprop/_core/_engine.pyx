@@ -19,7 +19,7 @@
 # measured and rejected: 23 root sift-downs per spike cost as much as the 100 eager repairs.)
 from libc.stdint cimport int64_t, int32_t, uint64_t, uint32_t
 from libc.stdlib cimport calloc, malloc, realloc, free
-from libc.math cimport INFINITY, isfinite, log, exp
+from libc.math cimport INFINITY, NAN, isfinite, log, exp
 
 import numpy as np
 
@@ -1011,34 +1011,42 @@ cdef class Engine:
             o[i] = self.c.slots[i].payload
         return out
 
+    cdef inline double _key(self, id_t i) noexcept:
+        return queue_key(&self.heap, i) if self.heap._mem != NULL else self.dense.keys[i]
+
+    cdef inline bint _flagged(self, id_t i) noexcept:
+        return queue_flag(&self.heap, i) if self.heap._mem != NULL else self.dense.flags[i] != 0
+
     def keys(self):
         """Per-neuron queue keys (next event clock: a spike, or the end of refractoriness; +inf = never)."""
         out = np.empty(self.c.n, dtype=np.float64)
         cdef double[::1] o = out
         cdef Py_ssize_t i
         for i in range(self.c.n):
-            o[i] = queue_key(&self.heap, <id_t>i) if self.queue == "heap" else self.dense.keys[i]
+            o[i] = self._key(<id_t>i)
         return out
 
     def sample(self, ids):
         """States of neurons `ids` and whether each is refractory (for exact voltage sampling)."""
         ids = np.ascontiguousarray(ids, dtype=np.int32)
-        cdef const id_t[::1] iv = ids
         st = np.empty(ids.shape[0], dtype=np.float64)
-        busy = np.zeros(ids.shape[0], dtype=bool)
+        busy = np.zeros(ids.shape[0], dtype=np.uint8)
+        cdef const id_t[::1] iv = ids
+        cdef double[::1] sv = st
+        cdef unsigned char[::1] bv = busy
         cdef Py_ssize_t a
         for a in range(iv.shape[0]):
-            st[a] = self.c.slots[iv[a]].payload
-            busy[a] = queue_flag(&self.heap, iv[a]) if self.queue == "heap" else self.dense.flags[iv[a]] != 0
-        return st, busy
+            sv[a] = self.c.slots[iv[a]].payload
+            bv[a] = self._flagged(iv[a])
+        return st, busy.astype(bool)
 
     def refractory_until(self):
         """Per-neuron clock at which refractoriness ends (NaN: not refractory)."""
-        out = self.keys()
+        out = np.empty(self.c.n, dtype=np.float64)
+        cdef double[::1] o = out
         cdef Py_ssize_t i
         for i in range(self.c.n):
-            if not (queue_flag(&self.heap, <id_t>i) if self.queue == "heap" else self.dense.flags[i]):
-                out[i] = np.nan
+            o[i] = self._key(<id_t>i) if self._flagged(<id_t>i) else NAN
         return out
 
     def event_state(self):
