@@ -30,7 +30,8 @@ class NetworkState:
     events : dict or None
         Event sources in flight (networks with delays, refractoriness or inputs): pending
         deliveries (``pending_clock``, ``pending_j``, ``pending_run``, ``pending_fifo``), the
-        Poisson generator (``pois_state``, ``pois_clock``), the next given input (``in_pos``) and
+        Poisson generator (``pois_state``, ``pois_clock``, ``pois_hop``: the next event only
+        restarts an interval longer than the clock's range), the next given input (``in_pos``) and
         ``refractory_until`` (clock per neuron, NaN: not refractory).
     """
     states: np.ndarray

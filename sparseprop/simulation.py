@@ -87,7 +87,7 @@ def _delay_classes(run_delay, bound, tau):
     nonzero = np.unique(run_delay[run_delay > 0])
     if nonzero.size <= _MAX_FIFOS:
         cls = np.searchsorted(nonzero, run_delay).astype(np.int32)
-        fifo_offsets = np.atleast_1d(bound.clock_offset(nonzero / tau))
+        fifo_offsets = np.atleast_1d(bound.clock_offset(nonzero / tau, "delay"))
     else:
         cls = np.zeros(run_delay.shape[0], dtype=np.int32)       # == n_fifo: the pending heap
         fifo_offsets = np.empty(0)
@@ -152,19 +152,19 @@ def _compile(network, bound, seed_input):
     ev = {}
     ref = np.asarray(network.refractory, dtype=np.float64)
     if np.any(ref > 0):
-        ev["ref_off"] = np.atleast_1d(bound.clock_offset(ref / tau))
+        ev["ref_off"] = np.atleast_1d(bound.clock_offset(ref / tau, "refractory"))
     if isinstance(conn, SparseConnectivity) and conn.delays is not None and np.unique(conn.delays).size > 1:
         idx, w, run_ptr, run_end, run_delay = _delay_runs(conn.indptr, conn.indices, conn.weights, conn.delays)
         cls, fifo_offsets = _delay_classes(run_delay, bound, tau)
         kwargs.update(indices=idx, weights=w)
         ev.update(delay_mode=2, run_ptr=run_ptr, run_end=run_end, run_cls=cls, fifo_offsets=fifo_offsets,
-                  run_off=np.atleast_1d(bound.clock_offset(run_delay / tau)))
+                  run_off=np.atleast_1d(bound.clock_offset(run_delay / tau, "delay")))
     else:
         delay = network.delay
         if isinstance(conn, SparseConnectivity) and conn.delays is not None and conn.delays.size:
             delay = float(conn.delays[0])
         if delay > 0:
-            ev.update(delay_mode=1, fifo_offsets=np.atleast_1d(bound.clock_offset(delay / tau)))
+            ev.update(delay_mode=1, fifo_offsets=np.atleast_1d(bound.clock_offset(delay / tau, "delay")))
     pois = _poisson_groups(network, tau)
     if pois:
         ev.update(pois)
@@ -339,7 +339,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
     else:
         states = _initial_states(network, bound, seed_ic, initial_phases, initial_voltages)
         clock, n_renorm, t_start, spikes_before = bound.initial_clock, 0, 0.0, 0
-        _check_can_fire(network, bound, states, clock)
+        _check_can_fire(network, bound, states, clock, t_max)
     if t_max is not None and t_max <= t_start:
         raise ValueError(f"t_max: must be after the start of this run ({t_start} s), got {t_max}")
 
@@ -349,6 +349,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         if "pois_state" in ev:
             ev["pois_state"] = np.uint64(se["pois_state"])
             ev["pois_clock"] = float(se["pois_clock"])
+            ev["pois_hop"] = bool(se.get("pois_hop", False))
         ev["in_pos"] = int(se.get("in_pos", 0))
         ev["refractory_until"] = se.get("refractory_until")
         if len(se.get("pending_clock", ())):
@@ -429,6 +430,8 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         n_sampled += 1
 
     t_last = core.elapsed(core.clock, core.n_renorm) * network.tau if core.clock != clock else t_start
+    if status == STATUS_SILENT and t_max is not None and not interrupted:
+        status = STATUS_TIME        # nothing can happen any more: the run extends to t_max
     t_end = t_max if status == STATUS_TIME else t_last
     if record:
         times = times[:n_rec] if n_rec == times.shape[0] else times[:n_rec].copy()
@@ -514,8 +517,10 @@ def _grow(arr, capacity, used):
     return out
 
 
-def _check_can_fire(network, bound, states, clock):
-    if np.any(network.suprathreshold()) or network.has_events():
+def _check_can_fire(network, bound, states, clock, t_max):
+    # inhibitory inputs alone into a silent network are a valid experiment when the run has a
+    # duration (voltages, sampled or final, respond to them); with spikes= only it could never end
+    if np.any(network.suprathreshold()) or network.has_events() or (t_max is not None and network.inputs):
         return
     # No free orbit anywhere: only a neuron already at threshold could start activity.
     if not np.any(bound.voltage_from_state(states, clock) >= 1.0):

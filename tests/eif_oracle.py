@@ -10,8 +10,9 @@ the cut-off V = 1000 (where exp(V/0.1) overflows: the neuron is gone).
   and the time it was last brought up to date; between events a neuron follows its free ODE
   solution (V after dt: the voltage whose time to spike is T(V) - dt); every step scans all N
   neurons for the earliest spike (O(N) per spike), advances the spiker and the targets, resets the
-  spiker and delivers its inputs in delivery order with the public API's semantics (committed
-  neurons ignore inputs; V + w >= 1000 fires at that instant; ties -> lowest index).
+  spiker and delivers its inputs in delivery order with the public API's semantics (V + w >= 1000
+  fires at that instant unless later inputs of the instant take it back below, a neuron at the
+  cut-off counts as V = 1000; ties -> lowest index).
 * :func:`solve_ivp_segment` integrates the ODE in time with ``scipy.integrate.solve_ivp`` (DOP853)
   up to a duration or a threshold event (used by the single-neuron test).
 """
@@ -121,8 +122,6 @@ def simulate(n, targets, v0, spikes, tau=0.01, drive=DRIVE):
         nxt[j] = t + period
         idx, w = targets(j)
         for i, wi in zip(np.asarray(idx).tolist(), np.asarray(w, dtype=float).tolist()):
-            if nxt[i] <= t:
-                continue                      # committed: fires at this instant, ignores inputs
             # the free flow from t_upd[i] to t: the voltage with the remaining time to spike
             v[i] = voltage_at(nxt[i] - t, v[i], drive)
             t_upd[i] = t

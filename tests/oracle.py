@@ -24,8 +24,9 @@ Method (deliberately the naive O(N)-per-spike, voltage-based scheme):
   delivered in delivery order (``net.targets(j)``) by adding w to the target voltage.
 
 Event semantics (public API contract): a target driven to or past threshold (LIF V >= 1)
-fires at that same instant and is *committed* (it ignores further inputs at that instant);
-simultaneous spikes are processed in increasing neuron index.
+fires at that same instant, after the inputs of that instant that precede its turn: it keeps
+taking inputs (they are summed) and fires only if it is still at or past threshold when it is
+the next spiker; simultaneous spikes are processed in increasing neuron index.
 
 The contract does not say what happens when a neuron that has ALREADY fired at the current
 instant is driven past threshold again at the same instant; the oracle raises
@@ -201,17 +202,16 @@ def simulate(model, n, drive, tau, targets, v0, spikes=None, t_max=None, v_reset
         return cache[j]
 
     times, neurons = [], []
-    committed: set[int] = set()
+    at_threshold: set[int] = set()     # LIF neurons at or past threshold: they fire at this instant
     fired_now: set[int] = set()
-    # neurons that start at/above threshold fire at t = 0 (committed)
     if model == "lif":
-        committed.update(np.flatnonzero(v >= 1.0).tolist())
+        at_threshold.update(np.flatnonzero(v >= 1.0).tolist())
     t = 0.0
     limit = math.inf if spikes is None else int(spikes)
     while len(times) < limit:
         tt = _time_to_threshold(model, v, drive, tau)
-        if committed:
-            tt[list(committed)] = 0.0
+        if at_threshold:
+            tt[list(at_threshold)] = 0.0
         j = int(np.argmin(tt))  # first index among ties
         dt = float(tt[j])
         if not math.isfinite(dt):
@@ -224,18 +224,20 @@ def simulate(model, n, drive, tau, targets, v0, spikes=None, t_max=None, v_reset
             t = t + dt
         times.append(t)
         neurons.append(j)
-        committed.discard(j)
+        at_threshold.discard(j)
         fired_now.add(j)
         v[j] = reset
         for i, w in tgt(j):
-            if i in committed:
-                continue  # committed: ignores further inputs at this instant
             v[i] = v[i] + w
-            if model == "lif" and v[i] >= 1.0:
+            if model != "lif":
+                continue
+            if v[i] >= 1.0:
                 if i in fired_now:
                     raise AmbiguousCascade(f"neuron {i} re-driven past threshold at t={t}")
-                committed.add(i)
-    if t_max is not None and not committed and len(times) < limit:
+                at_threshold.add(i)
+            else:
+                at_threshold.discard(i)
+    if t_max is not None and not at_threshold and len(times) < limit:
         v = _advance(model, v, drive, tau, t_max - t)
         t = t_max
     return OracleResult(np.array(times, dtype=float), np.array(neurons, dtype=np.int64), v, t)

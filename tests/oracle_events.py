@@ -40,8 +40,9 @@ Event semantics (public API contract, notes/API3.md):
   spike with equal delay form one delivery, in row order);
 * an input of weight w to neuron i at t: ignored when i is refractory (its refractory-end event
   has not been processed yet, so an input at exactly the end instant is ignored too: sources
-  precede neuron events) or committed (``nxt[i] <= t``: it fires at this instant); otherwise
-  ``V[i] <- V_i(t) + w``, and a LIF neuron lifted to ``V >= 1`` fires at t (``nxt[i] = t``);
+  precede neuron events); otherwise ``V[i] <- V_i(t) + w``, and a LIF neuron at ``V >= 1`` fires
+  at t (``nxt[i] = t``) unless later inputs of the same instant (processed before its turn) take
+  it back below threshold: same-instant inputs are summed;
 * after its refractory period the neuron flows freely from the reset.
 
 The contract does not say what happens when a neuron that has ALREADY fired at the current
@@ -77,7 +78,7 @@ class OracleResult:
     voltages: np.ndarray         # (len(sample_times), len(sample_ids))
     sample_refractory: np.ndarray  # same shape, True where the neuron was refractory (V = reset)
     inputs_applied: int          # inputs (given or delivered) that changed a voltage
-    inputs_ignored: int          # inputs dropped (refractory or committed target)
+    inputs_ignored: int          # inputs dropped (refractory target)
 
 
 def lif_flow(v, drive, dt, tau):
@@ -182,7 +183,7 @@ def simulate(model, n, drive, tau, targets, v0, *, delays=None, delay=0.0, refra
     stopped_by_count = False
 
     def apply(i, w, t):
-        if refr[i] or nxt[i] <= t:
+        if refr[i] or (not lif and nxt[i] <= t):   # a QIF neuron at its spike instant is at V = inf
             stats["ignored"] += 1
             return
         stats["applied"] += 1

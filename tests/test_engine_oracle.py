@@ -255,10 +255,11 @@ def test_final_voltages_vs_oracle(name):
 
 # ------------------------------------------------------------------ hand-built cascades
 def _cascade_net():
-    # 0 (I = 2) fires first and delivers +0.6 to 3, then to 1 (both at rest 0.5, I = 0.5):
-    # both are committed. 1 fires before 3 (lower index); 1 sends -5 to 3 (ignored: committed)
-    # and +0.6 to 2 (committed). 2 fires before 3 (index order, not FIFO); 2 sends -5 to 3
-    # (ignored). Then 3 fires. All four spikes at the same instant.
+    # 0 (I = 2) fires first and delivers +0.6 to 3, then to 1 (both at rest 0.5, I = 0.5): both
+    # reach 1.1, past threshold. 1 fires before 3 (lower index) and sends -5 to 3 (3 takes it:
+    # same-instant inputs are summed, 3 drops to -3.9 and will not fire) and +0.6 to 2 (past
+    # threshold). 2 fires next (index order, not FIFO) and sends -5 to 3 (-8.9). Three spikes at one
+    # instant; then 0 alone, tau ln 2 later (from reset 0 towards I = 2).
     indptr = np.array([0, 2, 4, 5, 5], dtype=np.int64)
     indices = np.array([3, 1, 3, 2, 3], dtype=np.int64)
     weights = np.array([0.6, 0.6, -5.0, 0.6, -5.0])
@@ -270,29 +271,30 @@ def _cascade_net():
 
 
 @pytest.mark.parametrize("engine", ["heap", "dense"])
-def test_cascade_order_and_committed_rule(engine):
+def test_cascade_order_and_same_instant_inputs_are_summed(engine):
     net, v0 = _cascade_net()
     res = sp.simulate(net, spikes=4, initial_voltages=v0, engine=engine)
-    np.testing.assert_array_equal(np.asarray(res.neurons), [0, 1, 2, 3])
+    np.testing.assert_array_equal(np.asarray(res.neurons), [0, 1, 2, 0])
     times = np.asarray(res.times)
-    assert np.all(times == times[0]), f"cascade spikes must share one instant: {times!r}"
+    assert np.all(times[:3] == times[0]), f"cascade spikes must share one instant: {times!r}"
     t0 = TAU * math.log(1.01)  # LIF from 0.99 with I = 2: tau ln((I - V)/(I - 1))
     assert abs(times[0] - t0) <= 1e-12 * t0 + 1e-16
+    assert times[3] == pytest.approx(t0 + TAU * math.log(2.0), rel=1e-12)
     ores = oracle.simulate_net(net, v0, spikes=4)
     nets.assert_same_spikes(res, ores)
 
 
 @pytest.mark.parametrize("engine", ["heap", "dense"])
 def test_cascade_final_voltages(engine):
-    # after the cascade at t0, 1..3 restart from reset 0 and relax towards 0.5; 0 restarts
-    # from 0 towards 2 and next fires at t0 + tau ln 2. Stop at t0 + tau/2.
+    # after the cascade at t0, 1 and 2 restart from reset 0 and relax towards 0.5, 3 from
+    # 1.1 - 10 = -8.9; 0 restarts from 0 towards 2 (next spike at t0 + tau ln 2). Stop at t0 + tau/2.
     net, v0 = _cascade_net()
     t0 = TAU * math.log(1.01)
     res = sp.simulate(net, t_max=t0 + TAU / 2, initial_voltages=v0, engine=engine)
-    np.testing.assert_array_equal(np.asarray(res.neurons), [0, 1, 2, 3])
-    e = 1.0 - math.exp(-0.5)
-    np.testing.assert_allclose(res.final_voltages(), [2.0 * e, 0.5 * e, 0.5 * e, 0.5 * e],
-                               rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(np.asarray(res.neurons), [0, 1, 2])
+    d = math.exp(-0.5)
+    np.testing.assert_allclose(res.final_voltages(), [2.0 * (1 - d), 0.5 * (1 - d), 0.5 * (1 - d),
+                                                      0.5 - 9.4 * d], rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("engine", ["heap", "dense"])

@@ -147,10 +147,6 @@ def test_sparseprop_vs_nest_excitatory_inhibitory_differences_are_explained(seed
         assert diag["cause"] in ("simultaneous_inputs", "input_at_refractory_end"), (diag, nc.side_by_side(cmp))
 
 
-@pytest.mark.xfail(reason="sparseprop applies inputs that arrive at the same instant one at a time and fires at "
-                          "the first crossing (E ids first: excitation before inhibition); NEST sums them. "
-                          "With one homogeneous delay every cascade arrives as one simultaneous volley.",
-                   strict=False)
 def test_sparseprop_matches_nest_excitatory_inhibitory_homogeneous_delay():
     pytest.importorskip("sparseprop")
     summary, cmp = nc.run_comparison(t_max=0.3, n=300, k=30, exc_frac=0.8, g=8.0, j0=0.5, rate=10.0,

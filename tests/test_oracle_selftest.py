@@ -60,8 +60,9 @@ def _ode_lif(net, v0, n_spikes, v_reset=0.0):
         j = fired[0]
         t = float(sol.t_events[j][0])
         y = sol.y_events[j][0].copy()
-        # cascade at this instant: pending neurons fire in increasing index; a pending
-        # (committed) neuron ignores further inputs; nobody may be re-driven past threshold
+        # cascade at this instant: pending neurons fire in increasing index; a pending neuron
+        # keeps taking inputs (summed) and leaves the cascade if they take it back below
+        # threshold; nobody may be re-driven past threshold
         pending, done = {j}, set()
         while pending:
             j = min(pending)
@@ -72,12 +73,12 @@ def _ode_lif(net, v0, n_spikes, v_reset=0.0):
             y[j] = v_reset
             idx, w = net.targets(j)
             for i, wi in zip(idx, w):
-                if i in pending:
-                    continue
                 y[i] += wi
                 if y[i] >= 1.0:
                     assert i not in done
                     pending.add(i)
+                else:
+                    pending.discard(i)
     return np.array(times), np.array(neurons)
 
 
@@ -186,19 +187,20 @@ def test_oracle_phase_maps():
     np.testing.assert_allclose(oracle.qif_voltage_from_phase(np.pi / 2, I), np.sqrt(I), rtol=1e-14)
 
 
-def test_oracle_cascade_order_and_committed_rule():
+def test_oracle_cascade_order_and_same_instant_sum():
     # 0 fires first and drives 3 then 1 past threshold; 1 (lower index) fires first although
-    # committed later; 1 excites 2 and tries to inhibit 3 (ignored: 3 is committed); 2 fires
-    # before 3 (increasing index, not FIFO); 2 again tries to inhibit 3 (ignored).
+    # lifted later; 1 excites 2 and inhibits 3 (summed: 3 falls below threshold and does not
+    # fire); 2 fires; 0 fires again tau ln 2 later.
     W = np.zeros((4, 4))
     tgt = {0: ([3, 1], [0.6, 0.6]), 1: ([3, 2], [-5.0, 0.6]), 2: ([3], [-5.0]), 3: ([], [])}
     net = FakeNet("lif", np.array([2.0, 0.5, 0.5, 0.5]), 0.01, W)
     net.targets = lambda j: (np.array(tgt[j][0], np.int64), np.array(tgt[j][1], float))
     v0 = np.array([0.99, 0.5, 0.5, 0.5])
     res = oracle.simulate_net(net, v0, spikes=4)
-    np.testing.assert_array_equal(res.neurons, [0, 1, 2, 3])
-    assert np.all(res.times == res.times[0])
+    np.testing.assert_array_equal(res.neurons, [0, 1, 2, 0])
+    assert np.all(res.times[:3] == res.times[0])
     np.testing.assert_allclose(res.times[0], 0.01 * math.log(1.01), rtol=1e-14)
+    np.testing.assert_allclose(res.times[3], 0.01 * math.log(1.01) + 0.01 * math.log(2.0), rtol=1e-14)
 
 
 def test_oracle_ambiguous_refire_detected():

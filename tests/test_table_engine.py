@@ -315,10 +315,10 @@ def test_below_domain_without_continuation_raises(qif_table):
     """Cut-off QIF table (v_min = v_reset = -1000, no continuation): inhibition at the reset leaves the
     domain; the engine counts it and simulate raises instead of continuing with clamped values."""
     m = sp.TableNeuron(qif_table)
-    W = np.array([[0.0, -5.0], [-5.0, 0.0]])
+    W = np.array([[0.0, -5.0], [0.0, 0.0]])            # W[post, pre]: only 1 -> 0
     net = sp.Network(m, 2, 1.0, connectivity=csr(W))
-    # equal voltages: both fire at the same instant; 0 first (1 is committed and ignores its input),
-    # then 1 hits 0, which has just been reset to v_min = -1000
+    # equal voltages: both fire at the same instant, 0 first (lower id); then 1 hits 0, which has
+    # just been reset to v_min = -1000
     with pytest.raises(ValueError, match="below the domain"):
         sp.simulate(net, spikes=50, initial_voltages=np.array([0.0, 0.0]))
 

@@ -26,12 +26,13 @@ requires both to be >= one step, and discards inputs that arrive during the refr
 like sparseprop. The network generated here therefore puts every delay and refractory period on
 the 0.1 ms grid; ``run_nest`` refuses values off the grid.
 
-Where the two may legitimately differ (see validation/README.md for measured cases): NEST adds
-inputs that arrive at exactly the same instant before testing the threshold (sparseprop applies
-them one at a time and fires at the first crossing), and it accepts an input that arrives exactly
-when a refractory period ends (sparseprop does not). Both need exact coincidences, which only
-networks with excitation produce (instant spikes in cascades); ``diagnose_first_mismatch`` names
-the cause of a first mismatch.
+Where the two may legitimately differ (see validation/README.md for measured cases): both sum
+inputs that arrive at exactly the same instant before testing the threshold, but NEST's grid
+times make t + d1 + d2 == t + d3 exact where sparseprop's float clocks may differ by an ulp (two
+events, the neuron may fire in between); and NEST accepts an input that arrives exactly when a
+refractory period ends (sparseprop does not). Both need exact coincidences, which only networks
+with excitation produce (instant spikes in cascades); ``diagnose_first_mismatch`` names the
+cause of a first mismatch.
 
 Output: a side-by-side table of the first spikes and of the first mismatch, or with ``--json``
 exactly one JSON line with ``spikes, spikes_nest, index_mismatches, first_mismatch,
@@ -249,9 +250,10 @@ def diagnose_first_mismatch(spec, cmp, tie_tol=1e-12, names=("sparseprop", "NEST
     neuron that arrived exactly, within ``tie_tol``, at the end of one of its refractory periods)
     and ``cause``:
 
-    * ``"simultaneous_inputs"``: >= 2 inputs of mixed sign arrive at the same instant. NEST adds
-      the weights of simultaneous inputs before it tests the threshold; sparseprop applies them
-      one at a time and fires at the first crossing.
+    * ``"simultaneous_inputs"``: >= 2 inputs of mixed sign arrive at the same instant (within
+      ``tie_tol``). NEST adds the weights of simultaneous inputs before it tests the threshold;
+      so does sparseprop for exactly equal clocks, but arrival clocks that differ by an ulp are
+      two events and the neuron may fire in between.
     * ``"input_at_refractory_end"``: an earlier input arrived exactly when a refractory period
       ended. NEST ends refractoriness first and takes the input; in sparseprop the neuron is still
       refractory at that instant (or not, by one ulp of the float sum t_spike + refractory). The

@@ -11,9 +11,10 @@
 #   spike into `tbuf` (weights all equal, `wbuf`). Explicit connectivity is CSR by presynaptic neuron.
 #
 # One spike of j at clock c (= key of j): record (t, j); reset j; deliver w to each target in
-# delivery order (a target whose key is already c is committed to fire now and ignores it); a
-# target pushed to threshold gets key c and fires next (ties: smaller id first). Keys never drop
-# below the clock, so the top of the queue is always the next event.
+# delivery order; a target pushed to threshold gets key c and fires when its turn comes (event
+# sources at c first, then neurons at c by smaller id), unless later inputs of the same instant
+# push it back below: same-instant inputs are summed. Keys never drop below the clock, so the top
+# of the queue is always the next event.
 #
 # (Lazy key increases -- leave a lower bound in the heap, fix stale tops before each spike -- were
 # measured and rejected: 23 root sift-downs per spike cost as much as the 100 eager repairs.)
@@ -31,7 +32,7 @@ from sparseprop._core._memory cimport big_alloc
 from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel,
                                        model_t, model_begin_spike, model_input, model_key, model_reset,
                                        model_elapsed, model_renorm_due, model_renorm, model_advance,
-                                       model_clock_at,
+                                       model_clock_at, LIF_MAX_ADVANCE,
                                        MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
@@ -91,7 +92,7 @@ ctypedef struct Core:
 # One record per event that changes neuron states (spikes, given-input events, Poisson events), in
 # processing order: kind, src (spiker; input event index; Poisson target), clock, renormalisation
 # epoch, aux (Poisson weight) and, for a spike set off by an input, the record of that input's event
-# (`trigger`). Inputs ignored by a committed or refractory target are listed as (event, position).
+# (`trigger`). Inputs ignored by a refractory target are listed as (event, position).
 cdef enum:
     TAPE_FREE = 0        # spike on the neuron's own orbit: clock = its key
     TAPE_TRIGGERED = 1   # spike at the instant an input lifted the neuron to threshold
@@ -232,6 +233,7 @@ ctypedef struct Sources:
     const id_t* pois_ids
     uint64_t pois_state
     double pois_clock           # clock of the next Poisson event (+inf: none)
+    bint pois_hop               # that event is a hop: an interval > LIF_MAX_ADVANCE cut short
     # given input spikes: time (units of tau), synapse range [a, b) of the input projection
     Py_ssize_t in_n
     Py_ssize_t in_pos
@@ -410,8 +412,9 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
 
 cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id_t* tg,
                          const double* wp, Py_ssize_t nt) noexcept nogil:
-    """Inputs wp[a] to neurons tg[a] at `clock`, in order. A target whose key is already `clock` is
-    committed to fire now and ignores them; a refractory target (flag) ignores them."""
+    """Inputs wp[a] to neurons tg[a] at `clock`, in order; a refractory target (flag) ignores them.
+    A target at threshold (key == clock) still takes inputs of the same instant: it fires only if
+    it is at threshold when its turn comes, so same-instant inputs are summed (as NEST does)."""
     cdef Py_ssize_t a, p
     cdef id_t i
     cdef double s, old, key
@@ -430,21 +433,25 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
         if queue_t is Heap:
             p = e.slots[i].pos
             old = q.nodes[p].key
-            if (old <= clock) | (q.nodes[p].flag != 0):
+            if q.nodes[p].flag != 0:
                 if e.tape != NULL:
                     tape_skip(e.tape, a)
                 continue
         else:
             old = q.keys[i]
-            if (old <= clock) | (q.flags[i] != 0):
+            if q.flags[i] != 0:
                 if e.tape != NULL:
                     tape_skip(e.tape, a)
                 continue
         s = model_input(m, i, e.slots[i].payload, clock, wp[a])
         e.slots[i].payload = s
         key = model_key(m, i, s, clock)
-        if e.tape != NULL and key == clock:
-            e.tape.trig[i] = e.tape.n - 1
+        if e.tape != NULL:
+            # the record that lifted i to threshold (first crossing); -1 once pushed back below
+            if key != clock:
+                e.tape.trig[i] = -1
+            elif old != clock:
+                e.tape.trig[i] = e.tape.n - 1
         if queue_t is Heap:
             heap_change_key(q, p, old, key)
         else:
@@ -514,9 +521,17 @@ cdef inline double model_offset_of(const model_t* m, double dt) noexcept nogil:
 
 
 cdef inline void poisson_next(model_t* m, Sources* src, double clock) noexcept nogil:
-    """Schedule the next Poisson event an exponential interval after `clock`."""
+    """Schedule the next Poisson event an exponential interval after `clock`. A LIF clock cannot
+    advance by more than LIF_MAX_ADVANCE: a longer interval becomes a hop, an event that delivers
+    nothing and draws a fresh interval (exact: the process is memoryless)."""
     cdef double u = ((next64(&src.pois_state) >> 11) + 1) * (1.0 / 9007199254740992.0)   # (0, 1]
-    src.pois_clock = model_advance(m, clock, model_offset_of(m, -log(u) / src.pois_rate))
+    cdef double gap = -log(u) / src.pois_rate
+    src.pois_hop = False
+    if model_t is LIFModel:
+        if gap > LIF_MAX_ADVANCE:
+            gap = LIF_MAX_ADVANCE
+            src.pois_hop = True
+    src.pois_clock = model_advance(m, clock, model_offset_of(m, gap))
 
 
 cdef inline void poisson_event(model_t* m, queue_t* q, Core* e, Sources* src, double clock) noexcept nogil:
@@ -575,8 +590,9 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
             if ck == INFINITY and key == INFINITY and kind != SRC_NONE:
                 # the next event lies beyond the clock's range (> ~700 tau ahead of this epoch) and
                 # nothing fires before it: step the epoch (free flow; subthreshold voltages have
-                # relaxed to their drive by then) until its clock is finite. Only given inputs are
-                # kept as times; other sources that overflowed are lost (documented limit).
+                # relaxed to their drive by then) until its clock is finite. Only given inputs can
+                # be that far ahead: delays and refractory periods are limited to LIF_MAX_ADVANCE
+                # (Python checks) and longer Poisson intervals hop.
                 events -= 1
                 if kind != SRC_INPUT or src.clock_stop < INFINITY:
                     status = STATUS_TIME if src.clock_stop < INFINITY else STATUS_SILENT
@@ -588,6 +604,12 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
                     status = STATUS_TIME
                     events -= 1                  # not processed
                     break
+                if model_renorm_due(m, ck):
+                    # renormalise BEFORE an event past the bound: what it schedules (up to
+                    # LIF_MAX_ADVANCE ahead) must start from a renormalised clock
+                    events -= 1
+                    renormalise(m, q, e, src)
+                    continue
                 e.clock = ck
                 model_begin_spike(m, ck)
                 if kind == SRC_FIFO:
@@ -601,7 +623,11 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
                     pending_pop(&src.pend)
                     deliver_run(m, q, e, src, ck, j, <int32_t>f)
                 elif kind == SRC_POISSON:
-                    poisson_event(m, q, e, src, ck)
+                    if src.pois_hop:
+                        events -= 1
+                        poisson_next(m, src, ck)
+                    else:
+                        poisson_event(m, q, e, src, ck)
                 else:
                     if e.tape != NULL:
                         tape_push(e.tape, TAPE_INPUT, <id_t>src.in_pos, ck, 0.0, -1, e.n_renorm)
@@ -610,8 +636,6 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
                     src.in_pos += 1
                     if src.in_pos < src.in_n:
                         src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
-                while model_renorm_due(m, e.clock) and e.clock < INFINITY:
-                    renormalise(m, q, e, src)
                 continue
         if key == INFINITY:
             status = STATUS_SILENT
@@ -621,13 +645,15 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
             status = STATUS_TIME
             events -= extra
             break
+        if model_renorm_due(m, key):
+            events -= extra
+            renormalise(m, q, e, src)
+            continue
         clock = key
         if queue_flag(q, j):
             # end of j's refractory period: it flows freely from its reset state from now on
             e.clock = clock
             queue_set(q, j, model_key(m, j, e.slots[j].payload, clock), 0)
-            while model_renorm_due(m, e.clock) and e.clock < INFINITY:
-                renormalise(m, q, e, src)
             continue
         t = model_elapsed(m, key, e.n_renorm) * tau
         if t > t_stop:
@@ -663,8 +689,6 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
         if not emit(m, q, e, src, clock, j):
             status = STATUS_NOMEM
             break
-        while model_renorm_due(m, e.clock) and e.clock < INFINITY:
-            renormalise(m, q, e, src)
     n_done[0] = count
     n_rec[0] = rec
     src.events += events
@@ -866,6 +890,7 @@ cdef class Engine:
         s.pois_ids = <const id_t*>_ptr(self._hold(ev.get("pois_ids"), np.int32))
         s.pois_state = <uint64_t>ev.get("pois_state", 0)
         s.pois_clock = ev.get("pois_clock", INFINITY) if s.n_pois else INFINITY
+        s.pois_hop = bool(ev.get("pois_hop", False))
 
         in_t = self._hold(ev.get("in_t"), np.float64)
         s.in_n = 0 if in_t is None else in_t.shape[0]
@@ -1066,7 +1091,7 @@ cdef class Engine:
                 "pending_j": np.array([r[3] for r in rows], dtype=np.int32),
                 "pending_run": np.array([r[4] for r in rows], dtype=np.int32),
                 "pending_fifo": np.array([r[1] if r[1] < s.n_fifo else -1 for r in rows], dtype=np.int32),
-                "pois_state": np.uint64(s.pois_state), "pois_clock": s.pois_clock, "in_pos": s.in_pos,
+                "pois_state": np.uint64(s.pois_state), "pois_clock": s.pois_clock, "pois_hop": bool(s.pois_hop), "in_pos": s.in_pos,
                 "events": s.events}
 
     @property

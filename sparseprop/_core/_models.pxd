@@ -45,10 +45,13 @@ cdef extern from *:
     #define SPARSEPROP_LIF_RENORM_FACTOR 18446744073709551616.0  /* 2**64 */
     #define SPARSEPROP_LIF_RENORM_LOG 44.3614195558365           /* 64 ln 2 */
     #define SPARSEPROP_QIF_RENORM_SHIFT 4.0
+    /* longest advance of a LIF clock (units of tau): a clock (< 2**64 e) times exp(512) stays finite */
+    #define SPARSEPROP_LIF_MAX_ADVANCE 512.0
     """
     const double LIF_RENORM_FACTOR "SPARSEPROP_LIF_RENORM_FACTOR"
     const double LIF_RENORM_LOG "SPARSEPROP_LIF_RENORM_LOG"
     const double QIF_RENORM_SHIFT "SPARSEPROP_QIF_RENORM_SHIFT"
+    const double LIF_MAX_ADVANCE "SPARSEPROP_LIF_MAX_ADVANCE"
 
 
 ctypedef struct LIFParams:

@@ -499,12 +499,22 @@ cdef class BoundModel:
             return float(self.model.table.v_reset)
         return float(getattr(self.model, "v_reset", -np.inf))
 
-    def clock_offset(self, dt_tau):
-        """What `model_advance` needs to move a clock by dt_tau (units of tau; scalar or array)."""
+    def clock_offset(self, dt_tau, name="dt_tau"):
+        """What `model_advance` needs to move a clock by dt_tau (units of tau; scalar or array).
+
+        LIF clocks are exp(t/tau): a fixed advance (delay, refractory period) is limited to
+        LIF_MAX_ADVANCE = 512 tau so that it cannot overflow; longer ones are a ValueError naming
+        `name`."""
         if self.code == MODEL_QIF_PHASE:
             raise ValueError("the QIF phase clock has no fixed offset; bind with representation 'time'")
         dt = np.asarray(dt_tau, dtype=np.float64)
-        return np.exp(dt) if self.code == MODEL_LIF else dt
+        if self.code != MODEL_LIF:
+            return dt
+        if np.any(dt > LIF_MAX_ADVANCE):
+            raise ValueError(f"{name}: {float(np.max(dt)):g} tau is longer than the LIF engine's limit of "
+                             f"{LIF_MAX_ADVANCE:g} tau (its clock exp(t/tau) would overflow); use shorter "
+                             "periods or a longer membrane time constant")
+        return np.exp(dt)
 
     def free(self):
         """Boolean array (or scalar): which neurons reach threshold on their own."""
