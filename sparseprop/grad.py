@@ -9,16 +9,28 @@ smooth function). A neuron below threshold fires exactly at the instant of the i
 so its spike time depends on that input's time, not on the weights: train networks whose spiking
 neurons are on their free orbit (LIF drive > 1). In chaotic regimes gradients grow exponentially
 with the horizon; clip them (`sparseprop.optim.clip_grad_norm`) or shorten the horizon.
+
+Long runs: the tape grows by about 33 bytes per spike. `simulate_checkpointed` runs the forward
+pass without a tape in segments of ``checkpoint_spikes`` spikes and keeps only the state at the
+start of each segment; `vjp` then re-simulates the segments one at a time with a tape, last first,
+and carries the adjoint across the boundaries. Peak tape memory is one segment's, for the price of
+a second forward pass; the gradients are those of the one-shot tape (the same events and the same
+arithmetic).
 """
-from dataclasses import dataclass
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from sparseprop import _validate as v
 from sparseprop._core._backward import backward_lif
 from sparseprop.inputs import SpikeTrainInput
-from sparseprop.simulation import simulate
+from sparseprop.results import SimulationResult
+from sparseprop.simulation import Record, _check_tape, simulate
 
 TAPE_FREE, TAPE_TRIGGERED, TAPE_INPUT, TAPE_POISSON = 0, 1, 2, 3
+_EMPTY_I64, _EMPTY_I32, _EMPTY_F = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
 
 
 @dataclass
@@ -36,6 +48,8 @@ class Gradients:
     drive : ndarray (n,)
         Per-neuron drive I (units of the threshold per tau).
     initial_voltages : ndarray (n,)
+        dL/dV at the start of the run. For a taped continuation (``simulate(..., state=s,
+        tape=True)``): at ``s.t``, with the state held fixed for neurons refractory then (0 here).
     """
     weights: np.ndarray
     input_weights: list
@@ -50,24 +64,187 @@ def spike_records(result):
     return np.flatnonzero((kind == TAPE_FREE) | (kind == TAPE_TRIGGERED))
 
 
+@dataclass
+class Checkpoints:
+    """Segment boundaries of a checkpointed run (`simulate_checkpointed`).
+
+    Attributes
+    ----------
+    checkpoint_spikes : int
+        Network spikes per forward call. A segment boundary that would fall inside a cascade of
+        simultaneous spikes moves to the end of that cascade (segments then differ from S by the
+        cascade's size); a segment that reaches ``t_max`` on a spike also takes the events left
+        at that instant.
+    states : list
+        `NetworkState` at the start of each segment; None for the first (the initial condition).
+    spikes_arg, n_spikes, n_recorded : list of int
+        Per segment: the ``spikes=`` it was run with, the spikes it produced, the spikes recorded.
+    t_max : float or None
+    start : dict
+        ``simulate`` keywords of the first segment (initial condition) and of every segment
+        (``seed_input``, ``engine``).
+    record : Record or None
+        Spike selection of the forward pass (None: every spike).
+    stats : dict
+        Filled by `vjp`: ``segments``, ``peak_tape_records``, ``peak_tape_bytes`` (the largest
+        segment tape), ``checkpoint_bytes``, ``recompute_s`` (taped re-simulation) and
+        ``backward_s`` (sweeps) wall times.
+    """
+    checkpoint_spikes: int
+    states: list
+    spikes_arg: list
+    n_spikes: list
+    n_recorded: list
+    t_max: float
+    start: dict
+    record: object = None
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def segments(self):
+        return len(self.states)
+
+    @property
+    def nbytes(self):
+        """Memory held by the stored states (bytes)."""
+        total = 0
+        for s in self.states:
+            if s is None:
+                continue
+            total += s.states.nbytes
+            for val in (s.events or {}).values():
+                total += getattr(val, "nbytes", 8)
+        return total
+
+
+# ---- one-shot tape --------------------------------------------------------------------------------
+
+class _Coefficients:
+    """The engine's own LIF coefficients (sparseprop/_core/_models.pyx, LIF.bind): q = scale,
+    R = reset; their drive derivatives: q = 1/(I - 1) above threshold (1 below), R = (I - v_r) q."""
+
+    def __init__(self, net):
+        n = net.n
+        self.n, self.tau = n, net.tau
+        self.drive = np.broadcast_to(np.asarray(net.drive, dtype=np.float64), (n,)).copy()
+        p = net.bind().params
+        self.q = np.ascontiguousarray(np.broadcast_to(p["scale"], (n,)))
+        self.R = np.ascontiguousarray(np.broadcast_to(p["reset"], (n,)))
+        supra = np.broadcast_to(p["free"], (n,)) != 0.0
+        self.dq = np.where(supra, -self.q * self.q, 0.0)
+        self.dR = np.where(supra, self.q * (1.0 - self.R), 1.0)
+        self.rho = np.broadcast_to(np.exp(np.asarray(net.refractory, dtype=np.float64) / net.tau), (n,)).copy()
+
+
+class _Accumulators:
+    def __init__(self, ctx, n):
+        ev = ctx["events"]
+        self.g_w = np.zeros(ctx["kwargs"]["weights"].shape[0])
+        self.g_w_in = np.zeros(ev["in_w"].shape[0] if "in_w" in ev else 0)
+        self.g_in_time = np.zeros(ev["in_a"].shape[0] if "in_a" in ev else 0)
+        self.g_drive = np.zeros(n)
+
+
+def _final_adjoint(result, dL_dvoltages, c, g_drive):
+    """lam = dL/ds at the end of the run (epoch ``final_state.n_renorm``) from dL/d(final voltages)."""
+    lam = np.zeros(c.n)
+    if dL_dvoltages is None:
+        return lam
+    if result.metadata.get("stopped_by") != "t_max":
+        raise ValueError("dL_dvoltages: final voltages are differentiable only for runs that stop at t_max")
+    gv = np.asarray(dL_dvoltages, dtype=np.float64)
+    if gv.shape != (c.n,):
+        raise ValueError(f"dL_dvoltages: expected shape ({c.n},), got {gv.shape}")
+    st = result.final_state
+    c_end = result.network.bind().clock_at(result.t_end / c.tau, st.n_renorm)
+    free_now = ~np.isfinite(st.events["refractory_until"]) if st.events else np.ones(c.n, bool)
+    q, dq = c.q, c.dq
+    lam = np.where(free_now, -gv / (q * c_end), 0.0)
+    g_drive += np.where(free_now, gv * (1.0 + st.states * dq / (q * q * c_end)), 0.0)
+    return lam
+
+
+def _sweep(res, lam, g_time, c, acc):
+    """Sweep the tape of one taped run backwards (lam: dL/ds at its end, in units of its final
+    epoch; returned in units of its first epoch, ``tape_context["initial_n_renorm"]``)."""
+    tape, ctx = res.tape, res.tape_context
+    kwargs, ev = ctx["kwargs"], ctx["events"]
+    e0 = int(ctx.get("initial_n_renorm", 0))
+    # epochs relative to the first: the sweep ends in that epoch's units, not in epoch 0's
+    t = tape if e0 == 0 else dict(tape, epoch=(tape["epoch"] - e0).astype(np.int32))
+    lam = np.ascontiguousarray(lam, dtype=np.float64)
+    backward_lif(t, kwargs["indptr"], kwargs["indices"], kwargs["weights"], ev.get("in_a", _EMPTY_I64),
+                 ev.get("in_b", _EMPTY_I64), ev.get("in_idx", _EMPTY_I32), ev.get("in_w", _EMPTY_F), c.q, c.dq,
+                 c.R, c.dR, c.rho, lam, int(res.final_state.n_renorm) - e0, g_time, c.tau, acc.g_w, acc.g_w_in,
+                 acc.g_drive, acc.g_in_time)
+    return lam
+
+
+def _gradients(res, lam, c, acc):
+    """Add the initial-state terms (lam = dL/ds at the start of taped run `res`) and split the
+    input gradients."""
+    net, ctx = res.network, res.tape_context
+    ev = ctx["events"]
+    c0 = ctx["initial_clock"]
+    if res.t_start != 0.0:
+        # a continuation: the state holds for any time after its last event; V at t_start
+        c0 = net.bind().clock_at(res.t_start / c.tau, int(ctx["initial_n_renorm"]))
+    q = c.q
+    v0 = c.drive - ctx["initial_states"] / (q * c0)
+    refr = ev.get("refractory_until")
+    free0 = ~np.isfinite(np.asarray(refr, dtype=np.float64)) if refr is not None else np.ones(c.n, bool)
+    g_v0 = np.where(free0, -lam * q * c0, 0.0)
+    acc.g_drive += np.where(free0, lam * c0 * ((c.drive - v0) * c.dq + q), 0.0)
+    # split the input gradients per SpikeTrainInput (compiled in order, no delays: CSR order)
+    in_w_grads, in_t_grads = [], []
+    trains = [x for x in net.inputs if isinstance(x, SpikeTrainInput)]
+    g_t_by_spike = np.zeros(sum(x.times.shape[0] for x in trains))
+    if trains:
+        np.add.at(g_t_by_spike, ev["in_spike"], acc.g_in_time)
+    off_w = off_t = 0
+    for x in trains:
+        m = x.connectivity.weights.shape[0]
+        in_w_grads.append(acc.g_w_in[off_w:off_w + m])
+        off_w += m
+        k = x.times.shape[0]
+        in_t_grads.append(g_t_by_spike[off_t:off_t + k])
+        off_t += k
+    return Gradients(acc.g_w, in_w_grads, in_t_grads, acc.g_drive, g_v0)
+
+
 def vjp(result, dL_dtimes=None, dL_dvoltages=None):
     """Vector-Jacobian product: gradients of L given dL/d(spike times) and dL/d(final voltages).
 
     Parameters
     ----------
     result : SimulationResult
-        From ``sparseprop.simulate(..., tape=True)``.
+        From ``sparseprop.simulate(..., tape=True)`` or from `simulate_checkpointed` (then the
+        segments are re-simulated with a tape one at a time, last first: peak memory is one
+        segment's tape; ``result.checkpoints.stats`` reports it).
     dL_dtimes : array (n_spikes,), optional
         dL/dt (per second) for each spike in ``result.times``.
     dL_dvoltages : array (n,), optional
         dL/dV for the voltages at ``result.t_end`` (the run must have stopped at ``t_max``).
+
+    Returns
+    -------
+    Gradients
+
+    Notes
+    -----
+    For a taped continuation (``simulate(..., state=s, tape=True)``) the gradients are those of
+    that run alone: the starting state is an input (``initial_voltages`` holds dL/dV at ``s.t``)
+    and a spike due at ``s.t`` because of an earlier input passes no gradient to that input.
+    `simulate_checkpointed` chains such runs with boundaries outside cascades of simultaneous
+    spikes, so that nothing is lost there.
     """
+    if getattr(result, "checkpoints", None) is not None:
+        return _vjp_checkpointed(result, dL_dtimes, dL_dvoltages)
     tape = getattr(result, "tape", None)
     if tape is None:
-        raise ValueError("result: simulate with tape=True to compute gradients")
-    net = result.network
-    ctx = result.tape_context
-    n, tau = net.n, net.tau
+        raise ValueError("result: simulate with tape=True (or use grad.simulate_checkpointed) to compute gradients")
+    net, ctx = result.network, result.tape_context
+    c = _Coefficients(net)
     rec = spike_records(result)
     g_time = np.zeros(tape["kind"].shape[0])
     if dL_dtimes is not None:
@@ -75,66 +252,250 @@ def vjp(result, dL_dtimes=None, dL_dvoltages=None):
         if d.shape != (rec.shape[0],):
             raise ValueError(f"dL_dtimes: expected {rec.shape[0]} values (one per spike), got shape {d.shape}")
         g_time[rec] = d
-    drive = np.broadcast_to(np.asarray(net.drive, dtype=np.float64), (n,)).copy()
-    # the engine's own LIF coefficients (sparseprop/_core/_models.pyx, LIF.bind): q = scale,
-    # R = reset; their drive derivatives: q = 1/(I - 1) above threshold (1 below), R = (I - v_r) q
-    p = net.bind().params
-    q = np.ascontiguousarray(np.broadcast_to(p["scale"], (n,)))
-    R = np.ascontiguousarray(np.broadcast_to(p["reset"], (n,)))
-    supra = np.broadcast_to(p["free"], (n,)) != 0.0
-    dq = np.where(supra, -q * q, 0.0)
-    dR = np.where(supra, q * (1.0 - R), 1.0)
-    rho = np.broadcast_to(np.exp(np.asarray(net.refractory, dtype=np.float64) / tau), (n,)).copy()
-
-    g_drive = np.zeros(n)
-    lam = np.zeros(n)
-    st = result.final_state
-    if dL_dvoltages is not None:
-        if result.metadata.get("stopped_by") != "t_max":
-            raise ValueError("dL_dvoltages: final voltages are differentiable only for runs that stop at t_max")
-        gv = np.asarray(dL_dvoltages, dtype=np.float64)
-        if gv.shape != (n,):
-            raise ValueError(f"dL_dvoltages: expected shape ({n},), got {gv.shape}")
-        c_end = net.bind().clock_at(result.t_end / tau, st.n_renorm)
-        free_now = ~np.isfinite(st.events["refractory_until"]) if st.events else np.ones(n, bool)
-        s = st.states
-        lam = np.where(free_now, -gv / (q * c_end), 0.0)
-        g_drive += np.where(free_now, gv * (1.0 + s * dq / (q * q * c_end)), 0.0)
-    kwargs, ev = ctx["kwargs"], ctx["events"]
-    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-    in_a = ev.get("in_a", empty_i)
-    g_w = np.zeros(kwargs["weights"].shape[0])
-    g_w_in = np.zeros(ev["in_w"].shape[0] if "in_w" in ev else 0)
-    g_in_time = np.zeros(in_a.shape[0])
-    backward_lif(tape, kwargs["indptr"], kwargs["indices"], kwargs["weights"], in_a,
-                 ev.get("in_b", empty_i), ev.get("in_idx", np.zeros(0, np.int32)), ev.get("in_w", empty_f),
-                 q, dq, R, dR, rho, lam, int(st.n_renorm), g_time, tau, g_w, g_w_in, g_drive, g_in_time)
-    c0 = ctx["initial_clock"]
-    v0 = drive - ctx["initial_states"] / (q * c0)
-    g_v0 = -lam * q * c0
-    g_drive += lam * c0 * ((drive - v0) * dq + q)
-    # split the input gradients per SpikeTrainInput (compiled in order, no delays: CSR order)
-    in_w_grads, in_t_grads = [], []
-    off_w = 0
-    trains = [x for x in net.inputs if isinstance(x, SpikeTrainInput)]
-    g_t_by_spike = np.zeros(sum(x.times.shape[0] for x in trains))
-    if trains:
-        np.add.at(g_t_by_spike, ev["in_spike"], g_in_time)
-    off_t = 0
-    for x in trains:
-        m = x.connectivity.weights.shape[0]
-        in_w_grads.append(g_w_in[off_w:off_w + m])
-        off_w += m
-        k = x.times.shape[0]
-        in_t_grads.append(g_t_by_spike[off_t:off_t + k])
-        off_t += k
-    return Gradients(g_w, in_w_grads, in_t_grads, g_drive, g_v0)
+    acc = _Accumulators(ctx, c.n)
+    lam = _final_adjoint(result, dL_dvoltages, c, acc.g_drive)
+    lam = _sweep(result, lam, g_time, c, acc)
+    return _gradients(result, lam, c, acc)
 
 
-def value_and_grad(loss_fn, network, *, t_max, initial_voltages, **simulate_kwargs):
+# ---- checkpointed: bounded tape memory ---------------------------------------------------------------
+
+@contextmanager
+def _fingerprint_once(network):
+    """Hash the network once for a chain of continued runs: `simulate` hashes every array of the
+    network (twice per continued run; seconds at N = 10^6, K = 100). Computed afresh at each entry,
+    so a network changed between the forward pass and `vjp` is still refused."""
+    if "fingerprint" in vars(network):
+        yield
+        return
+    fp = network.fingerprint()
+    network.fingerprint = lambda: fp
+    try:
+        yield
+    finally:
+        del network.fingerprint
+
+
+def _forward_record(record):
+    if record is True or record is False:
+        return None if record else False
+    if not isinstance(record, Record):
+        raise TypeError("record: expected True, False or a sparseprop.Record")
+    if record.max_spikes or record.voltages is not None:
+        raise ValueError("record: checkpointed gradients take Record(neurons=..., t_start=..., t_stop=...) "
+                         "only (no memory cap, no voltage sampling)")
+    return record
+
+
+def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes, seed_ic=1, seed_input=1,
+                          initial_phases=None, initial_voltages=None, engine="heap", record=True):
+    """Simulate without a tape, keeping the state at every ``checkpoint_spikes`` spikes, so that
+    `vjp` can compute exact gradients with the memory of one segment's tape.
+
+    Parameters
+    ----------
+    network, spikes, t_max, seed_ic, seed_input, initial_phases, initial_voltages, engine
+        As in `sparseprop.simulate` (the network must be one the backward pass covers: LIF,
+        explicit connectivity, no delays).
+    checkpoint_spikes : int
+        Network spikes per segment, S >= 1.
+    record : bool or Record
+        Spikes kept for the loss: True (all), False (none: a loss on final voltages only) or
+        ``Record(neurons=..., t_start=..., t_stop=...)``. `dL_dtimes` is aligned with the kept
+        spikes.
+
+    Returns
+    -------
+    SimulationResult
+        The whole run as one result (``times``, ``neurons``, ``final_state``, ...), the same as
+        ``simulate`` would return, with ``result.checkpoints`` (`Checkpoints`) and no tape.
+
+    Notes
+    -----
+    Memory and time, for a run of M spikes on n neurons. One-shot taping holds 33 bytes per spike
+    (33 M). Here the forward pass keeps one state per segment boundary, b n bytes each (b = 8, or
+    16 with refractoriness or inputs; M / S of them) and `vjp` holds one segment's tape (33 S
+    bytes, plus the given-input and Poisson events in that segment, plus the rest of a cascade of
+    simultaneous spikes the boundary would have cut); the recorded spikes (12
+    bytes each) are kept in both cases. S = sqrt(b n M / 33) minimises the sum, 2 sqrt(33 b n M)
+    bytes: for n = 10^5 and M = 10^8 spikes, 0.1 GB instead of 3.3 GB. The price is one more
+    forward pass: `vjp` re-simulates every segment with a tape (and the network's fingerprint
+    is hashed once per pass), about 1.5-2 times the one-shot forward + backward time.
+
+    The gradients are the one-shot tape's, bit for bit: each segment continues the previous one
+    exactly (see ``simulate(..., state=)``), the adjoint crosses a boundary in the units of that
+    boundary's renormalisation epoch of the clock, and no boundary separates a spike set off by
+    an input from that input (the boundary moves to the end of the cascade).
+    """
+    _check_tape(network, None, True)
+    S = v.integer("checkpoint_spikes", checkpoint_spikes, minimum=1)
+    if spikes is None and t_max is None:
+        raise ValueError("spikes, t_max: give at least one stopping condition")
+    if spikes is not None:
+        spikes = v.integer("spikes", spikes, minimum=1)
+    rec = _forward_record(record)
+    start = {"seed_ic": seed_ic,       # copies: vjp re-simulates the first segment from them
+             "initial_phases": None if initial_phases is None else np.array(initial_phases, dtype=np.float64),
+             "initial_voltages": None if initial_voltages is None else np.array(initial_voltages, dtype=np.float64)}
+    every = {"seed_input": seed_input, "engine": engine, "progress": False}
+    states, spikes_arg, n_spikes, n_recorded, times, ids = [], [], [], [], [], []
+    state, remaining, wall, events, r = None, spikes, 0.0, 0, None
+    with _fingerprint_once(network):
+        while True:
+            want = S if remaining is None else min(S, remaining)
+            kw = dict(every, **(start if state is None else {"state": state}))
+            # every spike is recorded (transiently, one segment at a time): cascades cut by a
+            # boundary are found from the spike times; `record` selects what is kept
+            r = simulate(network, want, t_max, **kw)
+            if r.interrupted:
+                raise KeyboardInterrupt
+            by = r.metadata["stopped_by"]
+            if (by == "spikes" and t_max is not None and r.final_state.t >= t_max
+                    and (remaining is None or remaining > r.n_spikes)):
+                # the segment ended on a spike at exactly t_max: `simulate` cannot continue a run at
+                # its end time, so this last segment also takes the events left at that instant
+                want = remaining
+                r = simulate(network, want, t_max, **kw)
+                by = r.metadata["stopped_by"]
+            if rec is not False:
+                keep = _recorded(r, rec)
+                times.append(r.times[keep])
+                ids.append(r.neurons[keep])
+            kept = 0 if rec is False else times[-1].shape[0]
+            if state is not None and r.n_spikes and r.times[0] == state.t:
+                # The previous segment ended inside a cascade of simultaneous spikes: a neuron
+                # lifted to threshold there fires here, set off by an input there. Move the boundary
+                # to the end of the cascade (c spikes on; the next spike comes later, so no neuron
+                # is at threshold then), so that the gradient of that spike reaches its input.
+                c = int(np.searchsorted(r.times, state.t, side="right"))
+                kept_c = 0 if rec is False else int(np.count_nonzero(keep[:c]))
+                n_spikes[-1] += c
+                n_recorded[-1] += kept_c
+                if c < r.n_spikes:
+                    spikes_arg[-1] += c
+                    state = simulate(network, c, t_max, record=False, **dict(every, state=state)).final_state
+                    states.append(state)
+                    spikes_arg.append(None if want is None else want - c)
+                    n_spikes.append(r.n_spikes - c)
+                    n_recorded.append(kept - kept_c)
+                else:
+                    # the whole call was at that instant: the previous segment takes all of it
+                    spikes_arg[-1] = None if want is None else spikes_arg[-1] + want
+            else:
+                states.append(state)
+                spikes_arg.append(want)
+                n_spikes.append(r.n_spikes)
+                n_recorded.append(kept)
+            wall += r.wall_s
+            events += r.metadata.get("events", 0)
+            state = r.final_state
+            if remaining is not None:
+                remaining -= r.n_spikes
+            if by != "spikes" or remaining == 0:
+                break
+    cp = Checkpoints(S, states, spikes_arg, n_spikes, n_recorded, t_max, dict(start, **every),
+                     None if rec is False else rec)
+    meta = dict(r.metadata, seed_ic=seed_ic, spikes_requested=spikes, t_max=t_max, events=events,
+                checkpoint_spikes=S, segments=len(states), recorded=rec is not False)
+    if isinstance(rec, Record) and (rec.neurons is not None or np.isfinite(rec.t_start) or np.isfinite(rec.t_stop)):
+        meta["record"] = {"neurons": None if rec.neurons is None else int(rec.neurons.size),
+                          "t_start": rec.t_start if np.isfinite(rec.t_start) else None,
+                          "t_stop": rec.t_stop if np.isfinite(rec.t_stop) else None}
+    res = SimulationResult(np.concatenate(times) if times else None, np.concatenate(ids) if ids else None,
+                           network.n, 0.0, r.t_end, sum(n_spikes), wall, False, r.final_state, meta,
+                           network=network)
+    if isinstance(rec, Record) and rec.neurons is not None:
+        res.recorded_neurons = rec.neurons
+    res.checkpoints = cp
+    return res
+
+
+def _segment(network, cp, k):
+    """Segment k re-simulated with a tape, recording every spike."""
+    kw = {key: cp.start[key] for key in ("seed_input", "engine", "progress")}
+    if k == 0:
+        kw.update({key: cp.start[key] for key in ("seed_ic", "initial_phases", "initial_voltages")})
+    else:
+        kw["state"] = cp.states[k]
+    return simulate(network, cp.spikes_arg[k], cp.t_max, tape=True, **kw)
+
+
+def _recorded(seg, record):
+    """Which spikes of a taped segment (recording all) the forward pass with `record` kept."""
+    keep = np.ones(seg.n_spikes, bool)
+    if record is None:
+        return keep
+    if record.neurons is not None:
+        keep &= np.isin(seg.neurons, record.neurons)
+    return keep & (seg.times >= record.t_start) & (seg.times <= record.t_stop)
+
+
+def _vjp_checkpointed(result, dL_dtimes, dL_dvoltages):
+    cp, net = result.checkpoints, result.network
+    c = _Coefficients(net)
+    d = None
+    if dL_dtimes is not None:
+        if result.times is None:
+            raise ValueError("dL_dtimes: this run kept no spikes (record=False); give dL_dvoltages only")
+        d = np.asarray(dL_dtimes, dtype=np.float64)
+        if d.shape != (result.times.shape[0],):
+            raise ValueError(f"dL_dtimes: expected {result.times.shape[0]} values (one per recorded spike), "
+                             f"got shape {d.shape}")
+    ends = np.cumsum(cp.n_recorded)
+    acc = lam = None
+    peak_records = peak_bytes = 0
+    t_sim = t_back = 0.0
+    with _fingerprint_once(net):
+        for k in range(cp.segments - 1, -1, -1):
+            t0 = time.perf_counter()
+            seg = _segment(net, cp, k)
+            t_sim += time.perf_counter() - t0
+            end = cp.states[k + 1] if k + 1 < cp.segments else result.final_state
+            if (seg.n_spikes != cp.n_spikes[k] or seg.final_state.clock != end.clock
+                    or seg.final_state.n_renorm != end.n_renorm):
+                raise RuntimeError(f"checkpoint segment {k}: the taped re-simulation differs from the forward "
+                                   f"pass ({seg.n_spikes} vs {cp.n_spikes[k]} spikes); was the network changed?")
+            t0 = time.perf_counter()
+            if acc is None:
+                acc = _Accumulators(seg.tape_context, c.n)
+                lam = _final_adjoint(result, dL_dvoltages, c, acc.g_drive)
+            tape = seg.tape
+            peak_records = max(peak_records, tape["kind"].shape[0])
+            peak_bytes = max(peak_bytes, sum(a.nbytes for a in tape.values()))
+            g_time = np.zeros(tape["kind"].shape[0])
+            if d is not None and cp.n_recorded[k]:
+                rec = spike_records(seg)
+                keep = _recorded(seg, cp.record)
+                if keep.sum() != cp.n_recorded[k]:
+                    raise RuntimeError(f"checkpoint segment {k}: recorded spikes differ from the forward pass")
+                g_time[rec[keep]] = d[ends[k] - cp.n_recorded[k]:ends[k]]
+            if k and np.any((tape["kind"] == TAPE_TRIGGERED) & (tape["trigger"] == -2)):
+                # cannot happen: simulate_checkpointed moves boundaries out of cascades
+                raise RuntimeError(f"checkpoint segment {k}: it starts inside a cascade of simultaneous "
+                                   "spikes, whose gradient would be cut")
+            lam = _sweep(seg, lam, g_time, c, acc)
+            t_back += time.perf_counter() - t0
+            if k:
+                del seg, tape
+    out = _gradients(seg, lam, c, acc)
+    cp.stats = {"segments": cp.segments, "peak_tape_records": int(peak_records), "peak_tape_bytes": int(peak_bytes),
+                "checkpoint_bytes": int(cp.nbytes), "recompute_s": t_sim, "backward_s": t_back}
+    return out
+
+
+def value_and_grad(loss_fn, network, *, t_max, initial_voltages, checkpoint_spikes=None, **simulate_kwargs):
     """Simulate with taping, evaluate ``loss_fn(result) -> (value, dL_dtimes, dL_dvoltages)`` and
-    return ``(value, Gradients, result)``."""
-    res = simulate(network, t_max=t_max, initial_voltages=initial_voltages, tape=True, progress=False,
-                   **simulate_kwargs)
+    return ``(value, Gradients, result)``.
+
+    With ``checkpoint_spikes=S`` the run is taped segment by segment (`simulate_checkpointed`):
+    the same gradients with the memory of one S-spike tape, for one more forward pass.
+    """
+    if checkpoint_spikes is None:
+        res = simulate(network, t_max=t_max, initial_voltages=initial_voltages, tape=True, progress=False,
+                       **simulate_kwargs)
+    else:
+        simulate_kwargs.pop("progress", None)
+        res = simulate_checkpointed(network, t_max=t_max, initial_voltages=initial_voltages,
+                                    checkpoint_spikes=checkpoint_spikes, **simulate_kwargs)
     value, g_t, g_v = loss_fn(res)
     return value, vjp(res, g_t, g_v), res

@@ -299,7 +299,8 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         Progress bar on stderr; None shows it when stderr is a terminal and the run is long.
     tape : bool
         Record the tape of the backward pass (`sparseprop.grad.vjp`): LIF networks with explicit
-        connectivity, without delays, from a fresh initial condition, recording every spike.
+        connectivity, without delays, recording every spike. With `state`, the tape covers this
+        run only (gradients w.r.t. the state it starts from; see `sparseprop.grad.vjp`).
 
     Returns
     -------
@@ -465,7 +466,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
     if tape:
         res.tape = core.tape()
         res.tape_context = {"kwargs": kwargs, "events": ev, "initial_states": np.array(states, dtype=np.float64),
-                            "initial_clock": clock, "drive": drive}
+                            "initial_clock": clock, "initial_n_renorm": int(n_renorm), "drive": drive}
     if samples.size:
         res.sample_times = samples[:n_sampled]
         res.voltages = volts[:n_sampled]
@@ -483,8 +484,6 @@ def _check_tape(network, state, record):
     delays = [conn.delays] + [x.connectivity.delays for x in network.inputs if isinstance(x, SpikeTrainInput)]
     if network.delay > 0 or any(d is not None and np.any(d > 0) for d in delays):
         raise ValueError("tape: the backward pass does not support transmission delays yet; use delay 0")
-    if state is not None:
-        raise ValueError("tape: start from an initial condition (state= continuation is not taped)")
     if isinstance(record, Record) and (record.neurons is not None or np.isfinite(record.t_start)
                                        or np.isfinite(record.t_stop) or record.max_spikes):
         raise ValueError("tape: record every spike (no neuron subset, time window or memory cap)")
