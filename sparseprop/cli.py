@@ -145,6 +145,8 @@ def _add_gradcheck(sub):
     p.add_argument("--n", type=int, default=40, help="neurons (default 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random network and loss")
     p.add_argument("--refractory", type=float, default=0.0, help="refractory period in s")
+    p.add_argument("--delays", choices=["none", "homogeneous", "few", "many"], default="none",
+                   help="transmission delays: one for all (FIFO), a few values incl. 0, many (pending heap)")
     p.add_argument("--t-max", type=float, default=0.05, help="simulated time in s (default 0.05)")
     p.add_argument("--h", type=float, default=1e-6, help="finite-difference step (rounding limits smaller ones)")
     p.add_argument("--tol", type=float, default=1e-6, help="largest accepted relative error")

@@ -29,7 +29,7 @@ from sparseprop.inputs import SpikeTrainInput
 from sparseprop.results import SimulationResult
 from sparseprop.simulation import Record, _check_tape, simulate
 
-TAPE_FREE, TAPE_TRIGGERED, TAPE_INPUT, TAPE_POISSON = 0, 1, 2, 3
+TAPE_FREE, TAPE_TRIGGERED, TAPE_INPUT, TAPE_POISSON, TAPE_DELIVERY = 0, 1, 2, 3, 4
 _EMPTY_I64, _EMPTY_I32, _EMPTY_F = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0)
 
 
@@ -164,6 +164,63 @@ def _final_adjoint(result, dL_dvoltages, c, g_drive):
     return lam
 
 
+def _delay_layout(ctx):
+    """Synapses delivered at the spike (row j: [indptr[j], now_end[j])) and the run layout of the
+    delayed ones, as the engine compiled them (sparseprop.simulation._compile)."""
+    kwargs, ev = ctx["kwargs"], ctx["events"]
+    indptr = kwargs["indptr"]
+    mode = ev.get("delay_mode", 0)
+    if mode == 0:
+        return indptr[1:], _EMPTY_I64, _EMPTY_I64
+    if mode == 1:
+        return indptr[:-1], _EMPTY_I64, _EMPTY_I64
+    run_ptr, run_end, cls = ev["run_ptr"], ev["run_end"], ev["run_cls"]
+    first = np.minimum(run_ptr[:-1], cls.shape[0] - 1)
+    has_now = (run_ptr[1:] > run_ptr[:-1]) & (cls[first] < 0)      # delay 0 sorts first in a row
+    now_end = np.where(has_now, run_end[first], indptr[:-1]).astype(np.int64)
+    return now_end, run_ptr, run_end
+
+
+def _link_deliveries(tape, ctx, now_end, run_ptr):
+    """The tape with each delayed delivery's `trigger` set to the record of the spike that emitted
+    it: equal delays keep their order, so the m-th delivery of a run (row j in DELAY_ROW mode) is
+    the m-th emission of that run in this tape, after the deliveries already pending at its start."""
+    kind = tape["kind"]
+    dl = np.flatnonzero(kind == TAPE_DELIVERY)
+    if dl.size == 0:
+        return tape
+    ev, indptr = ctx["events"], ctx["kwargs"]["indptr"]
+    spk = np.flatnonzero(kind <= TAPE_TRIGGERED)
+    j = tape["src"][spk].astype(np.int64)
+    if ev.get("delay_mode") == 1:
+        em_key, em_rec = j, spk                                          # one emission per spike
+        dl_key = tape["src"][dl].astype(np.int64)
+    else:
+        lo = run_ptr[j] + (now_end[j] > indptr[j])                       # first delayed run of j
+        cnt = run_ptr[j + 1] - lo
+        em_rec = np.repeat(spk, cnt)
+        em_key = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
+        dl_key = run_ptr[tape["src"][dl]] + tape["aux"][dl].astype(np.int64)
+    pend = ev.get("pending")                 # deliveries in flight when this (continued) run began
+    before = np.zeros(0, np.int64)
+    if pend is not None and len(pend[0]):
+        pj, pr = np.asarray(pend[1], np.int64), np.asarray(pend[2], np.int64)
+        before = pj if ev.get("delay_mode") == 1 else run_ptr[pj] + pr
+    # rank of each delivery among the deliveries of its key, minus those pending at the start
+    order = np.argsort(dl_key, kind="stable")
+    sk = dl_key[order]
+    rank = np.empty(dl.size, np.int64)
+    rank[order] = np.arange(dl.size) - np.searchsorted(sk, sk, "left")
+    rank -= np.searchsorted(np.sort(before), dl_key, "right") - np.searchsorted(np.sort(before), dl_key, "left")
+    e_order = np.argsort(em_key, kind="stable")
+    first = np.searchsorted(em_key[e_order], dl_key, "left")
+    trigger = tape["trigger"].copy()
+    ok = rank >= 0
+    trigger[dl[ok]] = em_rec[e_order[first[ok] + rank[ok]]]
+    trigger[dl[~ok]] = -1
+    return dict(tape, trigger=trigger)
+
+
 def _sweep(res, lam, g_time, c, acc):
     """Sweep the tape of one taped run backwards (lam: dL/ds at its end, in units of its final
     epoch; returned in units of its first epoch, ``tape_context["initial_n_renorm"]``)."""
@@ -172,8 +229,11 @@ def _sweep(res, lam, g_time, c, acc):
     e0 = int(ctx.get("initial_n_renorm", 0))
     # epochs relative to the first: the sweep ends in that epoch's units, not in epoch 0's
     t = tape if e0 == 0 else dict(tape, epoch=(tape["epoch"] - e0).astype(np.int32))
+    now_end, run_ptr, run_end = _delay_layout(ctx)
+    t = _link_deliveries(t, ctx, now_end, run_ptr)
     lam = np.ascontiguousarray(lam, dtype=np.float64)
-    backward_lif(t, kwargs["indptr"], kwargs["indices"], kwargs["weights"], ev.get("in_a", _EMPTY_I64),
+    backward_lif(t, kwargs["indptr"], kwargs["indices"], kwargs["weights"], np.ascontiguousarray(now_end),
+                 run_ptr, run_end, ev.get("in_a", _EMPTY_I64),
                  ev.get("in_b", _EMPTY_I64), ev.get("in_idx", _EMPTY_I32), ev.get("in_w", _EMPTY_F), c.q, c.dq,
                  c.R, c.dR, c.rho, lam, int(res.final_state.n_renorm) - e0, g_time, c.tau, acc.g_w, acc.g_w_in,
                  acc.g_drive, acc.g_in_time)
@@ -195,7 +255,16 @@ def _gradients(res, lam, c, acc):
     free0 = ~np.isfinite(np.asarray(refr, dtype=np.float64)) if refr is not None else np.ones(c.n, bool)
     g_v0 = np.where(free0, -lam * q * c0, 0.0)
     acc.g_drive += np.where(free0, lam * c0 * ((c.drive - v0) * c.dq + q), 0.0)
-    # split the input gradients per SpikeTrainInput (compiled in order, no delays: CSR order)
+    # the engine's synapse order (rows sorted by delay) back to the user's
+    g_w = acc.g_w
+    if "syn_order" in ev:
+        g_w = np.empty_like(acc.g_w)
+        g_w[ev["syn_order"]] = acc.g_w
+    g_w_in = acc.g_w_in
+    if "in_order" in ev:
+        g_w_in = np.empty_like(acc.g_w_in)
+        g_w_in[ev["in_order"]] = acc.g_w_in
+    # split the input gradients per SpikeTrainInput (compiled in order)
     in_w_grads, in_t_grads = [], []
     trains = [x for x in net.inputs if isinstance(x, SpikeTrainInput)]
     g_t_by_spike = np.zeros(sum(x.times.shape[0] for x in trains))
@@ -204,12 +273,12 @@ def _gradients(res, lam, c, acc):
     off_w = off_t = 0
     for x in trains:
         m = x.connectivity.weights.shape[0]
-        in_w_grads.append(acc.g_w_in[off_w:off_w + m])
+        in_w_grads.append(g_w_in[off_w:off_w + m])
         off_w += m
         k = x.times.shape[0]
         in_t_grads.append(g_t_by_spike[off_t:off_t + k])
         off_t += k
-    return Gradients(acc.g_w, in_w_grads, in_t_grads, acc.g_drive, g_v0)
+    return Gradients(g_w, in_w_grads, in_t_grads, acc.g_drive, g_v0)
 
 
 def vjp(result, dL_dtimes=None, dL_dvoltages=None):
@@ -328,6 +397,10 @@ def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes
     an input from that input (the boundary moves to the end of the cascade).
     """
     _check_tape(network, None, True)
+    c = network.connectivity
+    if network.delay > 0 or (c.delays is not None and np.any(c.delays > 0)):
+        raise ValueError("network: checkpointed gradients do not support recurrent transmission delays yet "
+                         "(deliveries in flight at a boundary); use simulate(..., tape=True)")
     S = v.integer("checkpoint_spikes", checkpoint_spikes, minimum=1)
     if spikes is None and t_max is None:
         raise ValueError("spikes, t_max: give at least one stopping condition")

@@ -66,7 +66,7 @@ def _delay_runs(indptr, indices, weights, delays):
     """Sort each row by delay (stable) and cut it into runs of equal delay.
 
     Returns the permuted (indices, weights), run_ptr (n + 1), run_end (end of each run in the
-    permuted arrays) and the delay of each run.
+    permuted arrays), the delay of each run and the permutation (permuted[k] = original[order[k]]).
     """
     n = indptr.shape[0] - 1
     counts = np.diff(indptr)
@@ -79,7 +79,7 @@ def _delay_runs(indptr, indices, weights, delays):
     run_end = np.append(starts[1:], d.shape[0]).astype(np.int64)
     run_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[starts], minlength=n), out=run_ptr[1:])
-    return indices[order], weights[order], run_ptr, run_end, d[starts]
+    return indices[order], weights[order], run_ptr, run_end, d[starts], order
 
 
 def _delay_classes(run_delay, bound, tau):
@@ -100,12 +100,12 @@ def _input_events(network, tau):
     trains = [x for x in network.inputs if isinstance(x, SpikeTrainInput)]
     if not trains:
         return {}
-    t_all, a_all, b_all, idx_all, w_all, spike_all = [], [], [], [], [], []
+    t_all, a_all, b_all, idx_all, w_all, spike_all, perm_all = [], [], [], [], [], [], []
     base = spikes_before = 0
     for x in trains:
         c = x.connectivity
         delays = c.delays if c.delays is not None else np.full(c.indices.shape[0], network.delay)
-        idx, w, run_ptr, run_end, run_delay = _delay_runs(c.indptr, c.indices, c.weights, delays)
+        idx, w, run_ptr, run_end, run_delay, perm = _delay_runs(c.indptr, c.indices, c.weights, delays)
         run_start = np.concatenate([[0], run_end[:-1]])
         nruns = np.diff(run_ptr)
         # one event per (input spike, run of its source)
@@ -118,6 +118,7 @@ def _input_events(network, tau):
         b_all.append(run_end[run] + base)
         idx_all.append(idx)
         w_all.append(w)
+        perm_all.append(perm + base)
         spike_all.append(spike_of + spikes_before)
         base += idx.shape[0]
         spikes_before += x.times.shape[0]
@@ -125,7 +126,8 @@ def _input_events(network, tau):
     order = np.argsort(t, kind="stable")
     return {"in_t": t[order] / tau, "in_a": np.concatenate(a_all)[order],
             "in_b": np.concatenate(b_all)[order], "in_idx": np.concatenate(idx_all),
-            "in_w": np.concatenate(w_all), "in_spike": np.concatenate(spike_all)[order]}
+            "in_w": np.concatenate(w_all), "in_spike": np.concatenate(spike_all)[order],
+            "in_order": np.concatenate(perm_all)}
 
 
 def _poisson_groups(network, tau):
@@ -154,9 +156,11 @@ def _compile(network, bound, seed_input):
     if np.any(ref > 0):
         ev["ref_off"] = np.atleast_1d(bound.clock_offset(ref / tau, "refractory"))
     if isinstance(conn, SparseConnectivity) and conn.delays is not None and np.unique(conn.delays).size > 1:
-        idx, w, run_ptr, run_end, run_delay = _delay_runs(conn.indptr, conn.indices, conn.weights, conn.delays)
+        idx, w, run_ptr, run_end, run_delay, order = _delay_runs(conn.indptr, conn.indices, conn.weights,
+                                                                 conn.delays)
         cls, fifo_offsets = _delay_classes(run_delay, bound, tau)
         kwargs.update(indices=idx, weights=w)
+        ev["syn_order"] = order             # the backward pass maps weight gradients back with it
         ev.update(delay_mode=2, run_ptr=run_ptr, run_end=run_end, run_cls=cls, fifo_offsets=fifo_offsets,
                   run_off=np.atleast_1d(bound.clock_offset(run_delay / tau, "delay")))
     else:
@@ -481,9 +485,6 @@ def _check_tape(network, state, record):
     if not isinstance(conn, SparseConnectivity):
         raise ValueError("tape: gradients need explicit connectivity (SparseConnectivity or a NetworkBuilder "
                          "network), not the procedural FixedOutDegree")
-    delays = [conn.delays] + [x.connectivity.delays for x in network.inputs if isinstance(x, SpikeTrainInput)]
-    if network.delay > 0 or any(d is not None and np.any(d > 0) for d in delays):
-        raise ValueError("tape: the backward pass does not support transmission delays yet; use delay 0")
     if isinstance(record, Record) and (record.neurons is not None or np.isfinite(record.t_start)
                                        or np.isfinite(record.t_stop) or record.max_spikes):
         raise ValueError("tape: record every spike (no neuron subset, time window or memory cap)")

@@ -7,6 +7,7 @@
 #                            s_j <- R_j rho_j c            (reset; rho_j = exp(t_ref/tau))
 #                            s_i <- s_i - w_ji q_i c        (each target not refractory)
 #   input (given or Poisson) s_i <- s_i - w q_i c           (c fixed by the input's time)
+#   delayed delivery at c_d  s_i <- s_i - w_ji q_i c_d      (c_d = c e^delay of the emitting spike)
 #   spike time               t = tau (ln c + epoch * 64 ln 2)
 # so the adjoint lam = dL/ds sweeps the tape backwards with K multiply-adds per spike. G[r] collects
 # dL/dc of record r from the spikes it triggered (same instant).
@@ -50,9 +51,11 @@ cdef enum:
     TAPE_TRIGGERED = 1
     TAPE_INPUT = 2
     TAPE_POISSON = 3
+    TAPE_DELIVERY = 4
 
 
 def backward_lif(dict tape, const int64_t[::1] indptr, const int32_t[::1] indices, const double[::1] weights,
+                 const int64_t[::1] now_end, const int64_t[::1] run_ptr, const int64_t[::1] run_end,
                  const int64_t[::1] in_a, const int64_t[::1] in_b, const int32_t[::1] in_idx,
                  const double[::1] in_w, const double[::1] q, const double[::1] dq, const double[::1] R,
                  const double[::1] dR, const double[::1] rho, double[::1] lam, int end_epoch,
@@ -60,7 +63,10 @@ def backward_lif(dict tape, const int64_t[::1] indptr, const int32_t[::1] indice
                  double[::1] g_drive, double[::1] g_in_time):
     """Sweep the tape backwards.
 
-    lam (n,) enters as dL/ds at the end (epoch `end_epoch`) and leaves as dL/ds at the start
+    Synapses of row j delivered at the spike: [indptr[j], now_end[j]); a delayed delivery of run
+    `aux` (-1: the whole row) covers that run (run_ptr/run_end as in the engine) and its `trigger`
+    field holds the record of the spike that emitted it (filled in by the caller, -1: before the
+    tape). lam (n,) enters as dL/ds at the end (epoch `end_epoch`) and leaves as dL/ds at the start
     (epoch 0); g_time[r] = dL/dt (per second) of tape record r (spikes only). Gradients are
     accumulated into g_w (recurrent synapses), g_w_in (input synapses), g_drive (n,) -- the part
     from the dynamics; the caller adds the initial and final state terms -- and g_in_time (per
@@ -121,7 +127,20 @@ def backward_lif(dict tape, const int64_t[::1] indptr, const int32_t[::1] indice
                 sk = lo - 1
                 continue
             Gc = G[r]
-            if k == TAPE_INPUT:
+            if k == TAPE_DELIVERY:
+                j = src[r]
+                a = <Py_ssize_t>aux[r]
+                if a < 0:
+                    a0 = indptr[j]
+                    a1 = indptr[j + 1]
+                else:
+                    a += run_ptr[j]
+                    a0 = indptr[j] if a == run_ptr[j] else run_end[a - 1]
+                    a1 = run_end[a]
+                tg = &indices[0] if indices.shape[0] else NULL
+                wp = &weights[0] if weights.shape[0] else NULL
+                gw = &g_w[0] if g_w.shape[0] else NULL
+            elif k == TAPE_INPUT:
                 a0 = in_a[src[r]]
                 a1 = in_b[src[r]]
                 tg = &in_idx[0] if in_idx.shape[0] else NULL
@@ -130,7 +149,7 @@ def backward_lif(dict tape, const int64_t[::1] indptr, const int32_t[::1] indice
             else:
                 j = src[r]
                 a0 = indptr[j]
-                a1 = indptr[j + 1]
+                a1 = now_end[j]
                 Gc += g_time[r] * tau / c
                 tg = &indices[0] if indices.shape[0] else NULL
                 wp = &weights[0] if weights.shape[0] else NULL
@@ -154,6 +173,11 @@ def backward_lif(dict tape, const int64_t[::1] indptr, const int32_t[::1] indice
             sk = lo - 1
             if k == TAPE_INPUT:
                 g_in_time[src[r]] += Gc * c / tau
+                continue
+            if k == TAPE_DELIVERY:
+                m = trigger[r]                       # c = c_m e^delay (both in their own epochs)
+                if m >= 0:
+                    G[m] += Gc * c / clock[m]
                 continue
             # reset of the spiker (after the target loop: an autapse input came after the reset)
             t = &nb[j]

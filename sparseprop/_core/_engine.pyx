@@ -89,15 +89,19 @@ ctypedef struct Core:
 
 
 # ---- tape for the backward pass --------------------------------------------------------------------
-# One record per event that changes neuron states (spikes, given-input events, Poisson events), in
-# processing order: kind, src (spiker; input event index; Poisson target), clock, renormalisation
-# epoch, aux (Poisson weight) and, for a spike set off by an input, the record of that input's event
-# (`trigger`). Inputs ignored by a refractory target are listed as (event, position).
+# One record per event that changes neuron states (spikes, given-input events, Poisson events,
+# delayed deliveries), in processing order: kind, src (spiker; input event index; Poisson target;
+# presynaptic neuron), clock, renormalisation epoch, aux (Poisson weight; delivered run) and, for a
+# spike set off by an input, the record of that input's event (`trigger`). Inputs ignored by a
+# refractory target are listed as (event, position). A spike record's synapses are its zero-delay
+# ones; a delivery's emitting spike is found by the backward pass (the m-th delivery of a run is
+# the m-th emission of that run: equal delays keep their order).
 cdef enum:
     TAPE_FREE = 0        # spike on the neuron's own orbit: clock = its key
     TAPE_TRIGGERED = 1   # spike at the instant an input lifted the neuron to threshold
     TAPE_INPUT = 2       # given input spike (src = index into the input event arrays)
     TAPE_POISSON = 3     # Poisson event (src = target, aux = weight)
+    TAPE_DELIVERY = 4    # delayed delivery of run aux (-1: whole row) of src's spike
 
 
 ctypedef struct Tape:
@@ -474,6 +478,8 @@ cdef inline void deliver_run(model_t* m, queue_t* q, Core* e, Sources* src, doub
     cdef const id_t* tg
     cdef const double* wp
     cdef Py_ssize_t nt, r, a
+    if e.tape != NULL:
+        tape_push(e.tape, TAPE_DELIVERY, j, clock, <double>run, -1, e.n_renorm)
     if run < 0:
         nt = row_targets(e, j, &tg, &wp)
     else:
