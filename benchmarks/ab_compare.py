@@ -6,8 +6,10 @@ environment variables, then the same workload runs alternately in fresh processe
     python benchmarks/ab_compare.py --a "" --b "SPARSEPROP_HEAP_ARITY=2" --n 1000000 --rounds 5
     python benchmarks/ab_compare.py --a "" --b "SPARSEPROP_DEFINE=SPARSEPROP_NO_HUGEPAGE" --n 1000000
     python benchmarks/ab_compare.py --a-rev HEAD~3 --b "" --n 1000000     # A from an older commit
+    python benchmarks/ab_compare.py --a-rev HEAD~1 --b "" --n 1000 100000 --model lif qif
 
-Prints one JSON line: median ns per spike of A and B and the ratio B/A.
+Several --n / --model values reuse the two builds: every (n, model) workload runs in each round.
+Prints one JSON line per (n, model): median ns per spike of A and B and the ratio B/A.
 """
 import argparse
 import json
@@ -53,9 +55,9 @@ def main(argv=None):
     ap.add_argument("--a-rev", default=None, help="build variant A from this git revision")
     ap.add_argument("--b", required=True, help="build environment of variant B")
     ap.add_argument("--b-rev", default=None, help="build variant B from this git revision")
-    ap.add_argument("--n", type=int, default=10**6)
+    ap.add_argument("--n", type=int, nargs="+", default=[10**6])
     ap.add_argument("--k", type=int, default=100)
-    ap.add_argument("--model", default="lif")
+    ap.add_argument("--model", nargs="+", default=["lif"])
     ap.add_argument("--spikes", type=int, default=300_000)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
@@ -63,17 +65,20 @@ def main(argv=None):
     try:
         paths = {"a": build(args.a, os.path.join(tmp, "a"), args.a_rev),
                  "b": build(args.b, os.path.join(tmp, "b"), args.b_rev)}
-        samples = {"a": [], "b": []}
+        work = [(n, model) for model in args.model for n in args.n]
+        samples = {w: {"a": [], "b": []} for w in work}
         for _ in range(args.rounds):
-            for v in ("a", "b"):
-                out = subprocess.run([sys.executable, "-c", WORKLOAD, str(args.n), str(args.k), args.model,
-                                      str(args.spikes)], env={**os.environ, "PYTHONPATH": paths[v]},
-                                     check=True, capture_output=True, text=True).stdout
-                samples[v].append(float(out.strip().splitlines()[-1]))
-        a, b = statistics.median(samples["a"]), statistics.median(samples["b"])
-        print(json.dumps({"a": args.a, "a_rev": args.a_rev, "b": args.b, "b_rev": args.b_rev, "n": args.n, "k": args.k, "model": args.model,
-                          "ns_per_spike_a": a, "ns_per_spike_b": b, "ratio_b_over_a": b / a,
-                          "samples": samples}))
+            for n, model in work:
+                for v in ("a", "b"):
+                    out = subprocess.run([sys.executable, "-c", WORKLOAD, str(n), str(args.k), model,
+                                          str(args.spikes)], env={**os.environ, "PYTHONPATH": paths[v]},
+                                         check=True, capture_output=True, text=True).stdout
+                    samples[n, model][v].append(float(out.strip().splitlines()[-1]))
+        for (n, model), smp in samples.items():
+            a, b = statistics.median(smp["a"]), statistics.median(smp["b"])
+            print(json.dumps({"a": args.a, "a_rev": args.a_rev, "b": args.b, "b_rev": args.b_rev, "n": n, "k": args.k,
+                              "model": model, "ns_per_spike_a": a, "ns_per_spike_b": b, "ratio_b_over_a": b / a,
+                              "samples": smp}))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
