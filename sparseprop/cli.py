@@ -133,7 +133,16 @@ def build_parser():
     compare.add_subparser(sub)
     sweep.add_subcommand(sub)
     _add_gradcheck(sub)
+    _add_train(sub)
     return parser
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a spiking network with exact gradients on a benchmark task",
+                       description="Benchmark tasks trained with exact gradients (sparseprop.grad).")
+    from sparseprop import tasks
+
+    tasks.add_subparsers(p.add_subparsers(dest="task", required=True))
 
 
 def _add_gradcheck(sub):

@@ -20,10 +20,10 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Optimizer", "Adam", "SGD", "clip_grad_norm", "global_norm"]
+__all__ = ["Optimizer", "Adam", "DecayingAdam", "SGD", "clip_grad_norm", "global_norm"]
 
 
-def _real(name, value, *, minimum=None, positive=False, below=None):
+def _real(name, value, *, minimum=None, positive=False, below=None, maximum=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
     value = float(value)
@@ -33,6 +33,8 @@ def _real(name, value, *, minimum=None, positive=False, below=None):
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
     if below is not None and not value < below:
         raise ValueError(f"{name}: must be < {below}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
     return value
 
 
@@ -170,6 +172,44 @@ class Adam(Optimizer):
         m_hat = m / (1.0 - b1 ** t)
         v_hat = v / (1.0 - b2 ** t)
         p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class DecayingAdam(Adam):
+    """Adam whose step size decays exponentially: ``lr * decay ** ((t - 1) // decay_steps)`` at the
+    parameter's step ``t = 1, 2, ...`` (e.g. ``decay_steps`` = steps per epoch: a factor ``decay``
+    per epoch). Its state is plain data like `Adam`'s, so a checkpointed run resumes exactly.
+
+    Parameters
+    ----------
+    lr, betas, eps, weight_decay
+        As `Adam`; ``lr`` is the initial step size.
+    decay : float, default 1
+        Factor per ``decay_steps`` steps, in ``(0, 1]``.
+    decay_steps : int, default 1
+        Steps between decays, ``>= 1``.
+    """
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decay=1.0, decay_steps=1):
+        super().__init__(lr, betas, eps, weight_decay)
+        self.decay = _real("decay", decay, positive=True, maximum=1.0)
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, numbers.Integral) or decay_steps < 1:
+            raise ValueError(f"decay_steps: expected an integer >= 1, got {decay_steps!r}")
+        self.decay_steps = int(decay_steps)
+
+    def hyper(self):
+        return dict(super().hyper(), decay=self.decay, decay_steps=self.decay_steps)
+
+    def lr_at(self, t):
+        """Step size at step ``t`` (1-based)."""
+        return self.lr * self.decay ** ((t - 1) // self.decay_steps)
+
+    def _update(self, name, p, g, t):
+        lr = self.lr
+        self.lr = self.lr_at(t)
+        try:
+            super()._update(name, p, g, t)
+        finally:
+            self.lr = lr
 
 
 class SGD(Optimizer):

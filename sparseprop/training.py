@@ -4,8 +4,9 @@ gradients, optional worker processes, checkpoints with exact resume, early stopp
 The model is anything that provides ``value_and_grad(params, x, y) -> (loss, grads, prediction)`` for
 ONE sample: ``params`` is a dict ``name -> float64 array``, ``grads`` a dict with the same names (or a
 subset) and shapes, ``prediction`` something comparable with the label (``None`` if there is no notion
-of accuracy). For the spiking networks of sparseprop, one sample is one simulation plus its backward
-pass; :func:`fit` only ever sees numbers.
+of accuracy; a :class:`Score` when the "sample" is itself a batch, scored by the model). For the
+spiking networks of sparseprop, one sample is one simulation plus its backward pass; :func:`fit`
+only ever sees numbers.
 
 Data layout and invariants
 --------------------------
@@ -45,13 +46,14 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ._progress import Progress
 from .optim import Optimizer, clip_grad_norm, global_norm
 
-__all__ = ["History", "fit", "evaluate_dataset", "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["History", "Score", "fit", "evaluate_dataset", "load_checkpoint", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 _FORMAT = "sparseprop-checkpoint"
@@ -355,12 +357,22 @@ def _check_loss(loss, where):
 _SCALARS = (int, np.integer, str)
 
 
+class Score(NamedTuple):
+    """A prediction that is already scored: ``correct`` of ``total`` samples right (for a
+    `value_and_grad` whose one "sample" is a batch of samples, e.g. simulated as one network)."""
+    correct: int
+    total: int
+
+
 def _correct(prediction, label):
+    """(number right, number scored) for one item, or None when it has no prediction."""
     if prediction is None:
         return None
+    if isinstance(prediction, Score):
+        return int(prediction.correct), int(prediction.total)
     if isinstance(prediction, _SCALARS) and isinstance(label, _SCALARS):
-        return bool(prediction == label)
-    return bool(np.array_equal(np.asarray(prediction), np.asarray(label)))
+        return int(prediction == label), 1
+    return int(np.array_equal(np.asarray(prediction), np.asarray(label))), 1
 
 
 def _average_grads(results, params, where):
@@ -643,8 +655,8 @@ def fit(value_and_grad, params, train_data, *, val_data=None, epochs, batch_size
                         running["loss"] += _check_loss(loss, lambda: f"value_and_grad ({where(k)})")
                         ok = _correct(pred, labels[idx[k]])
                         if ok is not None:
-                            running["predicted"] += 1
-                            running["correct"] += int(ok)
+                            running["correct"] += ok[0]
+                            running["predicted"] += ok[1]
                     running["count"] += len(results)
                     grads = _average_grads(results, params, where)
                     if clip_norm is not None:
@@ -712,8 +724,8 @@ def _score(runner, params, labels):
         loss += _check_loss(value, lambda: f"evaluation of sample {k}")
         ok = _correct(pred, labels[k])
         if ok is not None:
-            predicted += 1
-            correct += int(ok)
+            correct += ok[0]
+            predicted += ok[1]
     return loss / len(results), (correct / predicted if predicted else math.nan)
 
 

@@ -341,6 +341,34 @@ def test_optimisers_converge_and_checkpoint_exactly():
         optim.SGD(lr=0.1).load_state_dict(optim.Adam().state_dict())
 
 
+def test_decaying_adam_schedule_and_state():
+    opt = optim.DecayingAdam(lr=0.1, decay=0.5, decay_steps=3)
+    assert [opt.lr_at(t) for t in (1, 3, 4, 7)] == [0.1, 0.1, 0.05, 0.025]
+    p = {"w": np.zeros(2)}
+    for _ in range(4):
+        opt.step(p, {"w": np.ones(2)})
+    # Adam's first steps move by ~lr each: 3 steps of 0.1, one of 0.05
+    assert p["w"][0] == pytest.approx(-0.35, rel=1e-6)
+    other = optim.DecayingAdam()
+    other.load_state_dict(opt.state_dict())
+    assert other.hyper() == opt.hyper() and other.steps == opt.steps
+    for bad in ({"decay": 1.5}, {"decay": 0.0}, {"decay_steps": 0}):
+        with pytest.raises(ValueError, match="decay"):
+            optim.DecayingAdam(**bad)
+
+
+def _scored_batch(params, x, y):
+    # one "sample" that is a batch of int(x) samples, y of them right
+    return 0.5, {"w": np.zeros(1)}, training.Score(int(y), int(x))
+
+
+def test_fit_counts_scored_batches_sample_by_sample():
+    X, y = np.array([4.0, 6.0, 10.0]), np.array([1, 3, 10])
+    hist = training.fit(_scored_batch, {"w": np.zeros(1)}, (X, y), val_data=(X, y), epochs=1, batch_size=2,
+                        optimizer=optim.SGD(lr=0.1), seed=0, progress=False)
+    assert hist.train_accuracy[0] == pytest.approx(14 / 20) and hist.val_accuracy[0] == pytest.approx(14 / 20)
+
+
 def test_clip_grad_norm_is_exact():
     g = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
     norm = optim.clip_grad_norm(g, 1.0)
