@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,16 +18,15 @@ import pytest
 from sparseprop import cli
 from sparseprop.tasks.timing import TimingTask, train
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n", "60", "--k", "8", "--n-designated", "6", "--horizon", "0.05"]
 REQUIRED = {"initial_loss", "final_loss", "epochs", "wall_s", "loss_ratio", "n", "k", "n_designated",
             "spikes_per_run", "seed", "max_abs_err_ms", "interrupted"}
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+    # the subprocess imports sparseprop as this process does (the installed package, or PYTHONPATH);
+    # putting the source tree first would shadow an installed build with unbuilt sources
+    return dict(os.environ)
 
 
 def _cli(args, cwd, timeout=120):
