@@ -1,16 +1,19 @@
 """Exact gradients through the event sequence (DESIGN.md §2, "Backward pass").
 
 A forward run with ``tape=True`` records, per event, the spiker (or input), its clock and which
-input set off each spike; `vjp` sweeps that tape backwards in O(K) per spike (Cython, no heap) and
-returns dL/d(parameters) for a loss given as dL/d(spike times) and dL/d(final voltages).
+input set off each spike (QIF: also each target's state just before each input, since its input
+map is not affine); `vjp` sweeps that tape backwards in O(K) per spike (Cython, no heap) and
+returns dL/d(parameters) for a loss given as dL/d(spike times) and dL/d(final voltages). LIF and
+QIF networks (QIF always runs time-based when taped).
 
 Spike times are differentiable while the event order does not change (the gradient of a piecewise
 smooth function). A neuron below threshold fires exactly at the instant of the input that lifts it,
 so its spike time depends on that input's time, not on the weights: train networks whose spiking
-neurons are on their free orbit (LIF drive > 1). In chaotic regimes gradients grow exponentially
+neurons are on their free orbit (LIF drive > 1; every QIF neuron is). In chaotic regimes gradients grow exponentially
 with the horizon; clip them (`sparseprop.optim.clip_grad_norm`) or shorten the horizon.
 
-Long runs: the tape grows by about 33 bytes per spike. `simulate_checkpointed` runs the forward
+Long runs: the tape grows by about 33 bytes per spike (LIF; QIF 33 + 8 K for K applied inputs
+per spike). `simulate_checkpointed` runs the forward
 pass without a tape in segments of ``checkpoint_spikes`` spikes and keeps only the state at the
 start of each segment; `vjp` then re-simulates the segments one at a time with a tape, last first,
 and carries the adjoint across the boundaries. Peak tape memory is one segment's, for the price of
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparseprop import _validate as v
-from sparseprop._core._backward import backward_lif
+from sparseprop._core._backward import backward_sweep
 from sparseprop.inputs import SpikeTrainInput
 from sparseprop.results import SimulationResult
 from sparseprop.simulation import Record, _check_tape, simulate
@@ -120,13 +123,25 @@ class Checkpoints:
 # ---- one-shot tape --------------------------------------------------------------------------------
 
 class _Coefficients:
-    """The engine's own LIF coefficients (sparseprop/_core/_models.pyx, LIF.bind): q = scale,
-    R = reset; their drive derivatives: q = 1/(I - 1) above threshold (1 below), R = (I - v_r) q."""
+    """Per-neuron coefficients of the backward kernel (sparseprop/_core/_backward.pyx).
+
+    LIF, the engine's own (sparseprop/_core/_models.pyx, LIF.bind): q = scale, R = reset; their
+    drive derivatives: q = 1/(I - 1) above threshold (1 below), R = (I - v_r) q. QIF (time-based):
+    q = sqrt(I), dq = 1/sqrt(I), dR = dP/dI = -P/(2I) for the period P = pi/sqrt(I)."""
 
     def __init__(self, net):
         n = net.n
         self.n, self.tau = n, net.tau
         self.drive = np.broadcast_to(np.asarray(net.drive, dtype=np.float64), (n,)).copy()
+        self.qif = net.model.name == "qif"
+        if self.qif:
+            self.model = 1
+            a = np.sqrt(self.drive)
+            self.q, self.dq = a, 1.0 / a
+            self.R = self.rho = np.ones(n)
+            self.dR = -np.pi / (2.0 * self.drive * a)
+            return
+        self.model = 0
         p = net.bind().params
         self.q = np.ascontiguousarray(np.broadcast_to(p["scale"], (n,)))
         self.R = np.ascontiguousarray(np.broadcast_to(p["reset"], (n,)))
@@ -156,8 +171,19 @@ def _final_adjoint(result, dL_dvoltages, c, g_drive):
     if gv.shape != (c.n,):
         raise ValueError(f"dL_dvoltages: expected shape ({c.n},), got {gv.shape}")
     st = result.final_state
-    c_end = result.network.bind().clock_at(result.t_end / c.tau, st.n_renorm)
-    free_now = ~np.isfinite(st.events["refractory_until"]) if st.events else np.ones(c.n, bool)
+    c_end = result.network.bind(time_based=c.qif).clock_at(result.t_end / c.tau, st.n_renorm)
+    refr = (st.events or {}).get("refractory_until")
+    free_now = ~np.isfinite(np.asarray(refr, dtype=np.float64)) if refr is not None else np.ones(c.n, bool)
+    if c.qif:
+        # V = a cot u, u = a D, D = s - c_end, a = sqrt(I): dV/ds = -I / sin^2 u and, with s fixed,
+        # dV/dI = cot u / (2a) - D / (2 sin^2 u)
+        D = st.states - c_end
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cot = 1.0 / np.tan(c.q * D)
+        inv_sin2 = 1.0 + cot * cot
+        lam = np.where(free_now, -gv * c.drive * inv_sin2, 0.0)
+        g_drive += np.where(free_now, gv * (0.5 * cot * c.dq - 0.5 * D * inv_sin2), 0.0)
+        return lam
     q, dq = c.q, c.dq
     lam = np.where(free_now, -gv / (q * c_end), 0.0)
     g_drive += np.where(free_now, gv * (1.0 + st.states * dq / (q * q * c_end)), 0.0)
@@ -232,7 +258,7 @@ def _sweep(res, lam, g_time, c, acc):
     now_end, run_ptr, run_end = _delay_layout(ctx)
     t = _link_deliveries(t, ctx, now_end, run_ptr)
     lam = np.ascontiguousarray(lam, dtype=np.float64)
-    backward_lif(t, kwargs["indptr"], kwargs["indices"], kwargs["weights"], np.ascontiguousarray(now_end),
+    backward_sweep(c.model, t, kwargs["indptr"], kwargs["indices"], kwargs["weights"], np.ascontiguousarray(now_end),
                  run_ptr, run_end, ev.get("in_a", _EMPTY_I64),
                  ev.get("in_b", _EMPTY_I64), ev.get("in_idx", _EMPTY_I32), ev.get("in_w", _EMPTY_F), c.q, c.dq,
                  c.R, c.dR, c.rho, lam, int(res.final_state.n_renorm) - e0, g_time, c.tau, acc.g_w, acc.g_w_in,
@@ -248,13 +274,21 @@ def _gradients(res, lam, c, acc):
     c0 = ctx["initial_clock"]
     if res.t_start != 0.0:
         # a continuation: the state holds for any time after its last event; V at t_start
-        c0 = net.bind().clock_at(res.t_start / c.tau, int(ctx["initial_n_renorm"]))
-    q = c.q
-    v0 = c.drive - ctx["initial_states"] / (q * c0)
+        c0 = net.bind(time_based=c.qif).clock_at(res.t_start / c.tau, int(ctx["initial_n_renorm"]))
     refr = ev.get("refractory_until")
     free0 = ~np.isfinite(np.asarray(refr, dtype=np.float64)) if refr is not None else np.ones(c.n, bool)
-    g_v0 = np.where(free0, -lam * q * c0, 0.0)
-    acc.g_drive += np.where(free0, lam * c0 * ((c.drive - v0) * c.dq + q), 0.0)
+    if c.qif:
+        # s0 = c0 + atan2(a, V0)/a (a = sqrt(I)), u0 = a (s0 - c0): ds0/dV0 = -sin^2 u0 / I and,
+        # with V0 fixed, ds0/dI = sin u0 cos u0 / (2 I a) - (s0 - c0) / (2I)
+        D0 = ctx["initial_states"] - c0
+        u0 = c.q * D0
+        g_v0 = np.where(free0, -lam * np.sin(u0) ** 2 / c.drive, 0.0)
+        acc.g_drive += np.where(free0, lam * (np.sin(u0) * np.cos(u0) * c.dq - D0) / (2.0 * c.drive), 0.0)
+    else:
+        q = c.q
+        v0 = c.drive - ctx["initial_states"] / (q * c0)
+        g_v0 = np.where(free0, -lam * q * c0, 0.0)
+        acc.g_drive += np.where(free0, lam * c0 * ((c.drive - v0) * c.dq + q), 0.0)
     # the engine's synapse order (rows sorted by delay) back to the user's
     g_w = acc.g_w
     if "syn_order" in ev:
@@ -364,8 +398,9 @@ def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes
     Parameters
     ----------
     network, spikes, t_max, seed_ic, seed_input, initial_phases, initial_voltages, engine
-        As in `sparseprop.simulate` (the network must be one the backward pass covers: LIF,
-        explicit connectivity, no delays).
+        As in `sparseprop.simulate` (the network must be one the backward pass covers: LIF or
+        QIF, explicit connectivity, no delays; QIF with a per-neuron drive array or event
+        sources, i.e. time-based even without a tape).
     checkpoint_spikes : int
         Network spikes per segment, S >= 1.
     record : bool or Record
@@ -382,7 +417,7 @@ def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes
     Notes
     -----
     Memory and time, for a run of M spikes on n neurons. One-shot taping holds 33 bytes per spike
-    (33 M). Here the forward pass keeps one state per segment boundary, b n bytes each (b = 8, or
+    (33 M; QIF tapes add 8 bytes per applied input, 33 + 8K per spike: read 33 as that below). Here the forward pass keeps one state per segment boundary, b n bytes each (b = 8, or
     16 with refractoriness or inputs; M / S of them) and `vjp` holds one segment's tape (33 S
     bytes, plus the given-input and Poisson events in that segment, plus the rest of a cascade of
     simultaneous spikes the boundary would have cut); the recorded spikes (12
@@ -397,6 +432,9 @@ def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes
     an input from that input (the boundary moves to the end of the cascade).
     """
     _check_tape(network, None, True)
+    if network.model.name == "qif" and network.bind().representation != "time":
+        raise ValueError("network: checkpointed gradients of a QIF network need its time-based engine; give the "
+                         "drive per neuron (np.full(n, drive)), or use simulate(..., tape=True)")
     c = network.connectivity
     if network.delay > 0 or (c.delays is not None and np.any(c.delays > 0)):
         raise ValueError("network: checkpointed gradients do not support recurrent transmission delays yet "

@@ -1,4 +1,4 @@
-"""Gradient check: `grad.vjp` against central finite differences on a random LIF network.
+"""Gradient check: `grad.vjp` against central finite differences on a random LIF or QIF network.
 
 ``sparseprop gradcheck --json`` runs it and prints one JSON line with ``max_rel_err``.
 """
@@ -10,24 +10,32 @@ import numpy as np
 from sparseprop.grad import vjp
 from sparseprop.inputs import SpikeTrainInput
 from sparseprop.network import Network, SparseConnectivity
-from sparseprop._core._models import LIF
+from sparseprop._core._models import LIF, QIF
 from sparseprop.simulation import simulate
 
 
 DELAYS = ("none", "homogeneous", "few", "many")
+MODELS = ("lif", "qif")
 
 
 def random_problem(n=40, p=0.2, w_std=0.15, n_inputs=3, n_input_spikes=10, refractory=0.0, seed=0,
-                   tau=0.01, t_max=0.05, delays="none"):
-    """A random LIF network (mixed-sign weights, heterogeneous drive, some neurons below threshold,
-    given input spikes) with initial voltages and a random linear loss on spike times and final
-    voltages. Returns a dict of parameters and a function building the network from them.
+                   tau=0.01, t_max=0.05, delays="none", model="lif"):
+    """A random network (mixed-sign weights, heterogeneous drive, given input spikes) with initial
+    voltages and a random linear loss on spike times and final voltages. Returns a dict of
+    parameters and a function building the network from them.
+
+    model: "lif" (LIF, v_reset 0.1, drive in [1.05, 1.5] with 1/8 of the neurons below threshold,
+    voltages from [0, 0.9]) or "qif" (QIF, drive in [1, 4] with 1/8 of the neurons slow, in
+    [0.1, 0.5]; weights and input weights three times larger; voltages from [-2, 2]).
 
     delays: "none"; "homogeneous" (2 ms for every synapse); "few" (per synapse from {0, 1, 2.5} ms,
     FIFOs and zero-delay runs; input projections 0.5 ms); "many" (per synapse uniform in
     [0.5, 3] ms: the pending-delivery heap)."""
     if delays not in DELAYS:
         raise ValueError(f"delays: expected one of {DELAYS}, got {delays!r}")
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
+    qif = model == "qif"
     rng = np.random.default_rng(seed)
     W = (rng.random((n, n)) < p) * rng.normal(0.0, w_std, (n, n))
     np.fill_diagonal(W, 0.0)
@@ -36,21 +44,26 @@ def random_problem(n=40, p=0.2, w_std=0.15, n_inputs=3, n_input_spikes=10, refra
                   "few": rng.choice([0.0, 1e-3, 2.5e-3], conn.indices.size),
                   "many": rng.uniform(0.5e-3, 3e-3, conn.indices.size)}[delays]
     delay = 2e-3 if delays == "homogeneous" else 0.0
-    drive = rng.uniform(1.05, 1.5, n)
-    drive[: max(1, n // 8)] = rng.uniform(0.5, 0.95, max(1, n // 8))
+    if qif:
+        conn = SparseConnectivity(conn.indptr, conn.indices, 3.0 * conn.weights, n_post=n)
+        drive = rng.uniform(1.0, 4.0, n)
+        drive[: max(1, n // 8)] = rng.uniform(0.1, 0.5, max(1, n // 8))
+    else:
+        drive = rng.uniform(1.05, 1.5, n)
+        drive[: max(1, n // 8)] = rng.uniform(0.5, 0.95, max(1, n // 8))
     per = 4
     in_conn = SparseConnectivity(np.arange(n_inputs + 1) * per, rng.integers(0, n, n_inputs * per),
-                                 rng.normal(0.2, 0.1, n_inputs * per), n_post=n)
+                                 (3.0 if qif else 1.0) * rng.normal(0.2, 0.1, n_inputs * per), n_post=n)
     in_delays = None if delays == "none" else rng.choice([0.0, 0.5e-3], n_inputs * per)
     times = np.sort(rng.random(n_input_spikes) * 0.6 * t_max)
     sources = rng.integers(0, n_inputs, n_input_spikes)
     params = {"weights": conn.weights.copy(), "drive": drive, "input_weights": in_conn.weights.copy(),
-              "initial_voltages": rng.uniform(0.0, 0.9, n)}
+              "initial_voltages": rng.uniform(-2.0, 2.0, n) if qif else rng.uniform(0.0, 0.9, n)}
 
     def build(pr):
         c = SparseConnectivity(conn.indptr, conn.indices, pr["weights"], delays=syn_delays)
         ic = SparseConnectivity(in_conn.indptr, in_conn.indices, pr["input_weights"], delays=in_delays, n_post=n)
-        return Network(LIF(v_reset=0.1), n, pr["drive"], tau, c, refractory=refractory, delay=delay,
+        return Network(QIF() if qif else LIF(v_reset=0.1), n, pr["drive"], tau, c, refractory=refractory, delay=delay,
                        inputs=[SpikeTrainInput(times, sources, ic)])
 
     coef_t = rng.normal(size=100_000)
@@ -62,11 +75,16 @@ def _same_events(a, b):
     return all(np.array_equal(a[k], b[k]) for k in ("kind", "src", "skip_event", "skip_pos"))
 
 
-def gradcheck(n=40, seed=0, refractory=0.0, h=1e-6, per_param=8, t_max=0.05, delays="none"):
-    """Compare vjp with central differences (steps h, 4h and h/8, the best per parameter);
-    returns a JSON-friendly report."""
+def gradcheck(n=40, seed=0, refractory=0.0, h=None, per_param=8, t_max=0.05, delays="none", model="lif"):
+    """Compare vjp with central differences (steps h, 4h and h/8, the best per parameter) on
+    `random_problem` (model "lif" or "qif"); returns a JSON-friendly report.
+
+    h: None takes 1e-6 for LIF and 4e-6 for QIF, whose time-based states carry an absolute
+    rounding error (about ulp(8) tau) that smaller steps would amplify."""
+    if h is None:
+        h = 4e-6 if model == "qif" else 1e-6
     params, build, ct, cv, t_max = random_problem(n=n, seed=seed, refractory=refractory, t_max=t_max,
-                                                  delays=delays)
+                                                  delays=delays, model=model)
     rng = np.random.default_rng(seed + 1)
 
     def run(pr, tape=False):
@@ -74,10 +92,20 @@ def gradcheck(n=40, seed=0, refractory=0.0, h=1e-6, per_param=8, t_max=0.05, del
                         progress=False)
 
     def loss(res):
+        if model == "qif":
+            v_end = res.final_voltages()
+            return float(np.sum(ct[: res.n_spikes] * res.times) + np.sum(cv * np.where(cv != 0.0, v_end, 0.0)))
         return float(np.sum(ct[: res.n_spikes] * res.times) + np.sum(cv * res.final_voltages()))
 
     t0 = time.perf_counter()
     base = run(params, tape=True)
+    if model == "qif":
+        # A QIF voltage about to fire is huge (V ~ 1/(time to spike)) and its rounding noise grows as
+        # V^2: weight each final voltage by 1/(1 + V^2) at the base point (a fixed linear loss still)
+        # so that finite differences resolve the gradient.
+        # Refractory neurons read the reset, V = -inf: no loss on those.
+        v_base = base.final_voltages()
+        cv = np.where(np.isfinite(v_base), cv / (1.0 + np.where(np.isfinite(v_base), v_base, 0.0) ** 2), 0.0)
     g = vjp(base, ct[: base.n_spikes], cv)
     analytic = {"weights": g.weights, "drive": g.drive, "input_weights": g.input_weights[0],
                 "initial_voltages": g.initial_voltages}
@@ -101,6 +129,8 @@ def gradcheck(n=40, seed=0, refractory=0.0, h=1e-6, per_param=8, t_max=0.05, del
                     continue            # the event order changed within +-step: not differentiable
                 fd = (loss(out[0]) - loss(out[1])) / (2 * step)
                 err = abs(fd - analytic[name][i]) / max(abs(fd), 1e-3)
+                if not np.isfinite(err):
+                    err = np.inf        # a NaN anywhere is a failure, not a pass
                 best = err if best is None else min(best, err)
             if best is None:
                 skipped += 1
@@ -108,16 +138,18 @@ def gradcheck(n=40, seed=0, refractory=0.0, h=1e-6, per_param=8, t_max=0.05, del
             errs.append(best)
         report[name] = float(max(errs)) if errs else None
         worst = max([worst] + errs)
-    return {"n": n, "seed": seed, "refractory_s": refractory, "delays": delays, "spikes": base.n_spikes,
+    return {"model": model, "n": n, "seed": seed, "refractory_s": refractory, "delays": delays, "spikes": base.n_spikes,
             "triggered_spikes": int(np.sum(base.tape["kind"] == 1)),
             "deliveries": int(np.sum(base.tape["kind"] == 4)),
-            "ignored_inputs": int(base.tape["skip_event"].size), "h": h, "max_rel_err": worst,
+            "ignored_inputs": int(base.tape["skip_event"].size), "h": h,
+            "tape_bytes_per_spike": sum(a.nbytes for a in base.tape.values()) / max(base.n_spikes, 1),
+            "max_rel_err": worst,
             "rel_err": report, "skipped_order_changes": skipped, "wall_s": time.perf_counter() - t0}
 
 
 def main(args):
     out = gradcheck(n=args.n, seed=args.seed, refractory=args.refractory, h=args.h, t_max=args.t_max,
-                    delays=args.delays)
+                    delays=args.delays, model=getattr(args, "model", "lif"))
     if args.json:
         print(json.dumps(out))
     else:

@@ -244,11 +244,12 @@ class Network:
         j = v.integer("j", j, minimum=0, maximum=self.n - 1)
         return self.connectivity.targets(j, self.n)
 
-    def bind(self):
+    def bind(self, time_based=False):
         """The model bound to this network's drive, in the representation the engine uses (QIF
-        networks with delays, refractoriness or inputs run time-based)."""
+        networks with delays, refractoriness or inputs run time-based; ``time_based=True`` makes
+        any QIF network do so, as taped runs do: the backward pass has one QIF form)."""
         drive = self.drive
-        if self.uses_event_sources() and self.model.name == "qif" and np.ndim(drive) == 0:
+        if (time_based or self.uses_event_sources()) and self.model.name == "qif" and np.ndim(drive) == 0:
             drive = np.full(self.n, drive)      # the QIF phase clock has no fixed delay offsets
         return self.model.bind(drive, self.n)
 

@@ -33,6 +33,9 @@ class NetworkState:
         Poisson generator (``pois_state``, ``pois_clock``, ``pois_hop``: the next event only
         restarts an interval longer than the clock's range), the next given input (``in_pos``) and
         ``refractory_until`` (clock per neuron, NaN: not refractory).
+    representation : str or None
+        "time" when the run used the time representation where the network's default is another
+        (a taped QIF run with a shared drive); None: the default (``network.bind()``).
     """
     states: np.ndarray
     clock: float
@@ -41,6 +44,7 @@ class NetworkState:
     n_spikes: int
     fingerprint: str
     events: dict = None
+    representation: str = None
 
     def to_arrays(self, prefix="state_"):
         out = {f"{prefix}states": self.states,
@@ -49,6 +53,8 @@ class NetworkState:
                f"{prefix}fingerprint": np.array(self.fingerprint)}
         for key, val in (self.events or {}).items():
             out[f"{prefix}ev_{key}"] = np.asarray(val)
+        if self.representation is not None:
+            out[f"{prefix}representation"] = np.array(self.representation)
         return out
 
     @classmethod
@@ -58,8 +64,10 @@ class NetworkState:
         tag = f"{prefix}ev_"
         events = {k[len(tag):]: (np.array(val) if np.ndim(val) else val[()])
                   for k, val in arrays.items() if k.startswith(tag)} or None
+        rep = arrays.get(f"{prefix}representation")
         return cls(np.array(arrays[f"{prefix}states"]), float(clock), int(n_renorm), float(t),
-                   int(n_spikes), str(arrays[f"{prefix}fingerprint"]), events)
+                   int(n_spikes), str(arrays[f"{prefix}fingerprint"]), events,
+                   None if rep is None else str(rep))
 
 
 class SimulationResult:
@@ -430,7 +438,7 @@ class SimulationResult:
             raise ValueError("network: this result was loaded from disk; rebuild the network and "
                              "use network.model to convert final_state")
         st = self.final_state
-        bound = self.network.bind()
+        bound = self.network.bind(time_based=st.representation == "time")
         clock = bound.clock_at(st.t / self.network.tau, st.n_renorm)
         volts = np.asarray(bound.voltage_from_state(st.states, clock), dtype=np.float64)
         if st.events is not None and "refractory_until" in st.events:

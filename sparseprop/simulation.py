@@ -302,9 +302,10 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
     progress : bool or None
         Progress bar on stderr; None shows it when stderr is a terminal and the run is long.
     tape : bool
-        Record the tape of the backward pass (`sparseprop.grad.vjp`): LIF networks with explicit
-        connectivity, without delays, recording every spike. With `state`, the tape covers this
-        run only (gradients w.r.t. the state it starts from; see `sparseprop.grad.vjp`).
+        Record the tape of the backward pass (`sparseprop.grad.vjp`): LIF or QIF networks with
+        explicit connectivity, recording every spike. With `state`, the tape covers this run only
+        (gradients w.r.t. the state it starts from; see `sparseprop.grad.vjp`). A QIF network with
+        a shared drive then runs time-based (the same spikes; ``final_state.representation``).
 
     Returns
     -------
@@ -329,12 +330,21 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         raise TypeError("record: expected True, False or a sparseprop.Record")
     if rec is not None:
         rec.check(network.n)
-    bound = network.bind()
+    # A taped QIF run is time-based even with a shared drive (one QIF backward pass); its final
+    # state says so, and a continuation of it runs time-based too.
+    time_based = bool(tape) or (state is not None and getattr(state, "representation", None) == "time")
+    bound = network.bind(time_based=time_based)
+    forced = (time_based and network.model.name == "qif" and np.ndim(network.drive) == 0
+              and not network.uses_event_sources())
     drive = bound.drive
 
     if state is not None:
         if not isinstance(state, NetworkState):
             raise TypeError("state: expected the final_state of an earlier SimulationResult")
+        if forced and state.representation != "time":
+            raise ValueError("state: a taped QIF run with a shared drive is time-based and cannot continue an "
+                             "untaped (phase-based) run; continue a taped run's state, or give the drive per "
+                             "neuron (np.full(n, drive)) so that every run is time-based")
         if state.fingerprint != network.fingerprint():
             raise ValueError("state: it belongs to a different network (model, drive, tau or connectivity differ)")
         if initial_phases is not None or initial_voltages is not None:
@@ -452,7 +462,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         events = core.event_state()
         events["refractory_until"] = core.refractory_until()
     final = NetworkState(core.states(), core.clock, core.n_renorm, t_end, spikes_before + count,
-                         network.fingerprint(), events)
+                         network.fingerprint(), events, "time" if forced else None)
     by = {STATUS_COUNT: "spikes", STATUS_TIME: "t_max", STATUS_SILENT: "silent"}[status]
     meta = {"network": network.describe(), "engine": engine, "representation": bound.representation,
             "seed_ic": seed_ic if state is None else None, "seed_input": seed_input,
@@ -479,8 +489,11 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
 
 
 def _check_tape(network, state, record):
-    if not isinstance(network, Network) or network.model.name != "lif":
-        raise ValueError("tape: the backward pass supports LIF networks (sp.LIF) so far")
+    if not isinstance(network, Network):
+        raise TypeError(f"network: expected a sparseprop.Network, got {type(network).__name__}")
+    if network.model.name not in ("lif", "qif"):
+        raise ValueError(f"tape: the backward pass supports LIF and QIF networks (sp.LIF, sp.QIF), not the "
+                         f"{network.model.name!r} model (table models such as EIF have no exact gradients yet)")
     conn = network.connectivity
     if not isinstance(conn, SparseConnectivity):
         raise ValueError("tape: gradients need explicit connectivity (SparseConnectivity or a NetworkBuilder "

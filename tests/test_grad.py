@@ -122,8 +122,9 @@ def test_renormalisation_epochs_are_crossed_exactly():
 
 def test_tape_rejects_what_the_backward_pass_does_not_cover():
     conn = sp.SparseConnectivity([0, 1, 1], [1], [0.1])
-    with pytest.raises(ValueError, match="LIF"):
-        sp.simulate(sp.Network("qif", 2, 1.2, 0.01, conn), t_max=0.1, tape=True)
+    eif = sp.make_model("eif")
+    with pytest.raises(ValueError, match="LIF and QIF networks.*not the 'table' model"):
+        sp.simulate(sp.Network(eif, 2, eif.drive, 0.01, conn), t_max=0.1, tape=True)
     with pytest.raises(ValueError, match="explicit connectivity"):
         sp.simulate(sp.balanced_network(n=100, k=10), t_max=0.1, tape=True)
     with pytest.raises(ValueError, match="record"):
@@ -158,3 +159,140 @@ def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     monkeypatch.setattr(gc, "vjp", off_by_1e4)
     out = gc.gradcheck(n=30, seed=0, per_param=4)
     assert out["rel_err"]["drive"] > 5e-5 and out["rel_err"]["weights"] <= 1e-6
+
+
+# ---- QIF ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("refractory", [0.0, 0.001])
+def test_qif_vjp_matches_finite_differences(seed, refractory):
+    out = gradcheck(n=40, seed=seed, refractory=refractory, per_param=6, model="qif")
+    assert out["spikes"] > 50
+    assert all(v is not None for v in out["rel_err"].values())
+    assert out["max_rel_err"] <= 1e-6, out
+
+
+@pytest.mark.parametrize("delays", ["homogeneous", "few", "many"])
+def test_qif_vjp_with_delays_matches_finite_differences(delays):
+    out = gradcheck(n=40, seed=1, refractory=0.001, per_param=6, delays=delays, model="qif")
+    assert out["spikes"] > 50 and out["deliveries"] > 50 and out["ignored_inputs"] > 0
+    assert all(v is not None for v in out["rel_err"].values())
+    assert out["max_rel_err"] <= 1e-6, out
+
+
+def test_qif_tape_holds_one_pre_input_state_per_applied_input():
+    params, build, ct, cv, t_max = random_problem(n=30, seed=4, model="qif", refractory=0.001)
+    res = sp.simulate(build(params), t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
+    tape, ctx = res.tape, res.tape_context
+    kind = tape["kind"]
+    spk = tape["src"][kind <= 1]
+    inp = tape["src"][kind == 2]
+    row = np.diff(ctx["kwargs"]["indptr"])[spk].sum()
+    ev = ctx["events"]
+    applied = row + (ev["in_b"][inp] - ev["in_a"][inp]).sum() - tape["skip_event"].size
+    assert tape["pre"].shape == (applied,) and applied > 0
+    lif = random_problem(n=30, seed=4)
+    r = sp.simulate(lif[1](lif[0]), t_max=lif[4], initial_voltages=lif[0]["initial_voltages"], tape=True)
+    assert "pre" not in r.tape
+
+
+@pytest.mark.parametrize("refractory", [0.0, 0.002])
+def test_single_qif_neuron_gradients_are_analytic(refractory):
+    # theta_0 = 2 atan(V0 / sqrt(I)), omega = 2 sqrt(I) per tau: t_1 = tau (pi - theta_0) / omega,
+    # then one period 2 pi tau / omega (+ t_ref) per spike. Shared drive: without refractoriness
+    # the taped run is the time-based form of the phase engine's run.
+    tau, I, v0 = 0.01, 1.7, -0.4
+    net = sp.Network(sp.QIF(), 1, I, tau, sp.SparseConnectivity([0, 0], [], []), refractory=refractory)
+    res = sp.simulate(net, spikes=4, initial_voltages=[v0], tape=True)
+    plain = sp.simulate(net, spikes=4, initial_voltages=[v0])
+    np.testing.assert_allclose(res.times, plain.times, rtol=1e-13)
+    g = vjp(res, np.ones(4))
+    a = np.sqrt(I)
+    theta0, omega = 2 * np.arctan(v0 / a), 2 * a
+    t1 = tau * (np.pi - theta0) / omega
+    assert res.times[0] == pytest.approx(t1, rel=1e-13)
+    assert res.times[1] - res.times[0] == pytest.approx(2 * np.pi * tau / omega + refractory, rel=1e-12)
+    dtheta0_dI = -v0 / (a * (I + v0 ** 2))
+    dt1_dI = tau * (-dtheta0_dI / omega - (np.pi - theta0) / (a * omega ** 2))
+    dT_dI = -np.pi * tau / (2 * I * a)
+    assert g.drive[0] == pytest.approx(4 * dt1_dI + 6 * dT_dI, rel=1e-12)
+    assert g.initial_voltages[0] == pytest.approx(-4 * tau / (I + v0 ** 2), rel=1e-12)
+
+
+def test_shared_drive_qif_tape_runs_time_based_and_continues():
+    rng = np.random.default_rng(0)
+    n = 30
+    W = (rng.random((n, n)) < 0.2) * rng.normal(0.0, 0.4, (n, n))
+    np.fill_diagonal(W, 0.0)
+    conn = sp.SparseConnectivity.from_matrix(W)
+    v0 = rng.uniform(-2, 2, n)
+    tau, t_max = 0.01, 0.05
+
+    def net(I=2.0, weights=conn.weights):
+        return sp.Network(sp.QIF(), n, I, tau, sp.SparseConnectivity(conn.indptr, conn.indices, weights))
+
+    plain = sp.simulate(net(), t_max=t_max, initial_voltages=v0)
+    assert plain.metadata["representation"] == "phase"
+    res = sp.simulate(net(), t_max=t_max, initial_voltages=v0, tape=True)
+    assert res.metadata["representation"] == "time" and res.final_state.representation == "time"
+    assert np.array_equal(res.neurons, plain.neurons)
+    np.testing.assert_allclose(res.times, plain.times, rtol=1e-12)
+    np.testing.assert_allclose(res.final_voltages(), plain.final_voltages(), rtol=1e-9, atol=1e-9)
+    # the time-based state continues time-based (taped or not); a phase-based one cannot be taped
+    more = sp.simulate(net(), t_max=2 * t_max, state=res.final_state)
+    more_taped = sp.simulate(net(), t_max=2 * t_max, state=res.final_state, tape=True)
+    assert np.array_equal(more.times, more_taped.times)
+    with pytest.raises(ValueError, match="phase-based"):
+        sp.simulate(net(), t_max=2 * t_max, state=plain.final_state, tape=True)
+    # the gradient of a scalar drive (sum over neurons) and of the weights against finite differences
+    ct = rng.normal(size=res.n_spikes)
+    g = vjp(res, ct)
+    h = 1e-6
+    loss = [np.sum(ct * sp.simulate(net(I=2.0 + s * h), t_max=t_max, initial_voltages=v0).times) for s in (1, -1)]
+    assert g.drive.sum() == pytest.approx((loss[0] - loss[1]) / (2 * h), rel=1e-6)
+    for i in np.flatnonzero(np.abs(g.weights) > 1e-4)[:4]:
+        out = []
+        for s in (1, -1):
+            w = conn.weights.copy()
+            w[i] += s * h
+            out.append(np.sum(ct * sp.simulate(net(weights=w), t_max=t_max, initial_voltages=v0).times))
+        fd = (out[0] - out[1]) / (2 * h)
+        assert g.weights[i] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_gradcheck_cli_qif(capsys):
+    from sparseprop.cli import main
+    import json
+
+    assert main(["gradcheck", "--model", "qif", "--json", "--n", "25"]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert out["model"] == "qif" and out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
+
+
+def test_qif_checkpointed_gradients_equal_the_one_shot_tape():
+    from sparseprop.grad import simulate_checkpointed
+
+    params, build, ct, cv, t_max = random_problem(n=30, seed=2, model="qif", refractory=0.001)
+    net = build(params)
+    one = sp.simulate(net, t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
+    cp = simulate_checkpointed(net, t_max=t_max, initial_voltages=params["initial_voltages"], checkpoint_spikes=17)
+    assert cp.checkpoints.segments > 2 and np.array_equal(cp.times, one.times)
+    dv = cv * np.isfinite(one.final_voltages())
+    a, b = vjp(one, ct[:one.n_spikes], dv), vjp(cp, ct[:one.n_spikes], dv)
+    for x, y in [(a.weights, b.weights), (a.drive, b.drive), (a.initial_voltages, b.initial_voltages),
+                 (a.input_weights[0], b.input_weights[0]), (a.input_times[0], b.input_times[0])]:
+        assert np.array_equal(x, y)
+    shared = sp.Network(sp.QIF(), 2, 1.5, 0.01, sp.SparseConnectivity([0, 1, 1], [1], [0.1]))
+    with pytest.raises(ValueError, match="per neuron"):
+        simulate_checkpointed(shared, t_max=0.05, checkpoint_spikes=5)
+
+
+def test_qif_input_at_the_reset_instant_has_no_effect():
+    # An autapse delivers at the reset instant: V = -inf, the input changes nothing. (Rounding of
+    # s - clock used to put some resets a hair past 2 pi, read as "about to fire": bursts of
+    # spikes 1e-18 s apart.)
+    tau = 0.01
+    for I in np.linspace(1.0, 4.0, 13):
+        net = sp.Network(sp.QIF(), 1, np.array([I]), tau, sp.SparseConnectivity([0, 1], [0], [-0.1]))
+        res = sp.simulate(net, spikes=300, initial_voltages=[0.0])
+        np.testing.assert_allclose(np.diff(res.times), np.pi * tau / np.sqrt(I), rtol=1e-9)

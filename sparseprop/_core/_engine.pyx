@@ -96,6 +96,10 @@ ctypedef struct Core:
 # refractory target are listed as (event, position). A spike record's synapses are its zero-delay
 # ones; a delivery's emitting spike is found by the backward pass (the m-th delivery of a run is
 # the m-th emission of that run: equal delays keep their order).
+# Models whose input map is not affine in the state (time-based QIF) also need each target's state
+# just before each input: `pre` holds one double per applied input (skipped ones have none), in
+# delivery order (records in order, targets in row order). LIF tapes have no `pre` (33 bytes per
+# record; QIF: 33 + 8 per applied input).
 cdef enum:
     TAPE_FREE = 0        # spike on the neuron's own orbit: clock = its key
     TAPE_TRIGGERED = 1   # spike at the instant an input lifted the neuron to threshold
@@ -119,6 +123,9 @@ ctypedef struct Tape:
     Py_ssize_t cap_skip
     int64_t* trig        # per neuron: record that lifted it to threshold (-1: none, -2: at the start)
     bint nomem
+    double* pre          # state of each target just before each applied input (QIF time-based only)
+    Py_ssize_t n_pre
+    Py_ssize_t cap_pre
 
 
 cdef bint _grow_buf(void** p, Py_ssize_t cap, size_t size) noexcept nogil:
@@ -162,6 +169,18 @@ cdef void tape_skip(Tape* t, Py_ssize_t pos) noexcept nogil:
     t.skip_event[t.n_skip] = t.n - 1          # the event being processed was pushed first
     t.skip_pos[t.n_skip] = <int32_t>pos
     t.n_skip += 1
+
+
+cdef inline void tape_pre(Tape* t, double state) noexcept nogil:
+    cdef Py_ssize_t cap
+    if t.n_pre == t.cap_pre:
+        cap = 2 * t.cap_pre + 4096
+        if not _grow_buf(<void**>&t.pre, cap, sizeof(double)):
+            t.nomem = True
+            return
+        t.cap_pre = cap
+    t.pre[t.n_pre] = state
+    t.n_pre += 1
 
 
 # ---- event sources besides the neuron queue -------------------------------------------------------
@@ -447,6 +466,9 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
                 if e.tape != NULL:
                     tape_skip(e.tape, a)
                 continue
+        if model_t is QIFModel:
+            if e.tape != NULL:
+                tape_pre(e.tape, e.slots[i].payload)     # the QIF backward needs pre-input states
         s = model_input(m, i, e.slots[i].payload, clock, wp[a])
         e.slots[i].payload = s
         key = model_key(m, i, s, clock)
@@ -924,6 +946,8 @@ cdef class Engine:
         cdef Py_ssize_t i
         if self.c.tape != NULL:
             return
+        if self.model.code != MODEL_LIF and self.model.code != MODEL_QIF_TIME:
+            raise ValueError("tape: the backward pass covers LIF and time-based QIF engines")
         t = <Tape*>calloc(1, sizeof(Tape))
         if t == NULL:
             raise MemoryError()
@@ -956,6 +980,12 @@ cdef class Engine:
         for i in range(m):
             out["skip_event"][i] = t.skip_event[i]
             out["skip_pos"][i] = t.skip_pos[i]
+        cdef double[::1] pre
+        if self.model.code == MODEL_QIF_TIME:
+            out["pre"] = np.empty(t.n_pre)
+            pre = out["pre"]
+            for i in range(t.n_pre):
+                pre[i] = t.pre[i]
         return out
 
     def __dealloc__(self):
@@ -963,7 +993,7 @@ cdef class Engine:
         cdef Tape* t = self.c.tape
         if t != NULL:
             free(t.kind); free(t.src); free(t.clock); free(t.aux); free(t.trigger); free(t.epoch)
-            free(t.skip_event); free(t.skip_pos); free(t.trig); free(t)
+            free(t.skip_event); free(t.skip_pos); free(t.trig); free(t.pre); free(t)
         free(self.c.slots)
         free(self.c.tbuf)
         free(self.c.wbuf)

@@ -182,6 +182,10 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
         return m.cbase + p
     else:
         r = m.p[i * m.stride].omega * (s - clock)          # remaining phase to threshold, (0, 2 pi]
+        if r >= 6.283185307179586:
+            # at reset (V = -inf: an input has no effect). Rounding of s - clock can put a neuron
+            # just reset a hair past 2 pi, where tan(r/2) > 0 would read "about to fire"
+            return s
         y = 1.0 / tan(0.5 * r) + w * m.p[i * m.stride].inv_sqrt_drive   # tan(theta/2) after the jump
         return clock + 2.0 * atan2(1.0, y) * m.p[i * m.stride].inv_omega
 
