@@ -149,9 +149,10 @@ def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check exact gradients against finite differences",
                        description="Compare the backward pass (sparseprop.grad.vjp) with central finite "
                        "differences on a random LIF or QIF network (mixed-sign weights, heterogeneous drive, "
-                       "given input spikes) and a random loss on spike times and final voltages. Exit status 1 "
-                       "when max_rel_err exceeds --tol.")
-    p.add_argument("--model", choices=["lif", "qif"], default="lif",
+                       "given input spikes) or EIF network (the table model eif_seed_interp, its drive) and a "
+                       "random loss on spike times and final voltages. Exit status 1 when max_rel_err exceeds "
+                       "--tol.")
+    p.add_argument("--model", choices=["lif", "qif", "eif"], default="lif",
                    help="neuron model of the random network (default lif)")
     p.add_argument("--n", type=int, default=40, help="neurons (default 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random network and loss")
@@ -160,7 +161,8 @@ def _add_gradcheck(sub):
                    help="transmission delays: one for all (FIFO), a few values incl. 0, many (pending heap)")
     p.add_argument("--t-max", type=float, default=0.05, help="simulated time in s (default 0.05)")
     p.add_argument("--h", type=float, default=None,
-                   help="finite-difference step (rounding limits smaller ones; default 1e-6 LIF, 4e-6 QIF)")
+                   help="finite-difference step (rounding limits smaller ones; default 1e-6 LIF, 4e-6 QIF, "
+                   "2e-6 EIF)")
     p.add_argument("--tol", type=float, default=1e-6, help="largest accepted relative error")
     p.add_argument("--json", action="store_true", help="print one JSON line")
 

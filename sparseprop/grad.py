@@ -1,10 +1,13 @@
 """Exact gradients through the event sequence (DESIGN.md §2, "Backward pass").
 
 A forward run with ``tape=True`` records, per event, the spiker (or input), its clock and which
-input set off each spike (QIF: also each target's state just before each input, since its input
-map is not affine); `vjp` sweeps that tape backwards in O(K) per spike (Cython, no heap) and
-returns dL/d(parameters) for a loss given as dL/d(spike times) and dL/d(final voltages). LIF and
-QIF networks (QIF always runs time-based when taped).
+input set off each spike (QIF and table models: also each target's state just before each input,
+since their input maps are not affine); `vjp` sweeps that tape backwards in O(K) per spike (Cython,
+no heap) and returns dL/d(parameters) for a loss given as dL/d(spike times) and dL/d(final
+voltages). LIF, QIF (always time-based when taped) and table-model networks (`sp.TableNeuron`, e.g.
+EIF): for a table model the input derivatives come from the table's compiled maps (the engine's),
+rho = ds'/ds = T'(V + w) dV/dT(r) and ds'/dw = T'(V + w) per applied input; it has no drive
+gradient (one table is one drive: ``Gradients.drive`` is None).
 
 Spike times are differentiable while the event order does not change (the gradient of a piecewise
 smooth function). A neuron below threshold fires exactly at the instant of the input that lifts it,
@@ -12,8 +15,8 @@ so its spike time depends on that input's time, not on the weights: train networ
 neurons are on their free orbit (LIF drive > 1; every QIF neuron is). In chaotic regimes gradients grow exponentially
 with the horizon; clip them (`sparseprop.optim.clip_grad_norm`) or shorten the horizon.
 
-Long runs: the tape grows by about 33 bytes per spike (LIF; QIF 33 + 8 K for K applied inputs
-per spike). `simulate_checkpointed` runs the forward
+Long runs: the tape grows by about 33 bytes per spike (LIF; QIF and tables 33 + 8 K for K applied
+inputs per spike). `simulate_checkpointed` runs the forward
 pass without a tape in segments of ``checkpoint_spikes`` spikes and keeps only the state at the
 start of each segment; `vjp` then re-simulates the segments one at a time with a tape, last first,
 and carries the adjoint across the boundaries. Peak tape memory is one segment's, for the price of
@@ -48,8 +51,9 @@ class Gradients:
         One array per `SpikeTrainInput`, aligned with its ``connectivity.weights``.
     input_times : list of ndarray
         dL/d(input spike time) (per second) for each `SpikeTrainInput` spike.
-    drive : ndarray (n,)
-        Per-neuron drive I (units of the threshold per tau).
+    drive : ndarray (n,) or None
+        Per-neuron drive I (units of the threshold per tau). None for table models (a table is
+        computed for one drive, which is not a parameter of the network).
     initial_voltages : ndarray (n,)
         dL/dV at the start of the run. For a taped continuation (``simulate(..., state=s,
         tape=True)``): at ``s.t``, with the state held fixed for neurons refractory then (0 here).
@@ -127,13 +131,23 @@ class _Coefficients:
 
     LIF, the engine's own (sparseprop/_core/_models.pyx, LIF.bind): q = scale, R = reset; their
     drive derivatives: q = 1/(I - 1) above threshold (1 below), R = (I - v_r) q. QIF (time-based):
-    q = sqrt(I), dq = 1/sqrt(I), dR = dP/dI = -P/(2I) for the period P = pi/sqrt(I)."""
+    q = sqrt(I), dq = 1/sqrt(I), dR = dP/dI = -P/(2I) for the period P = pi/sqrt(I). Table
+    (time-based, model 2): the input derivatives are precomputed per applied input (`_table_inputs`);
+    q, dq, R, rho unused, dR = 0 (no drive gradient)."""
 
     def __init__(self, net):
         n = net.n
         self.n, self.tau = n, net.tau
         self.drive = np.broadcast_to(np.asarray(net.drive, dtype=np.float64), (n,)).copy()
         self.qif = net.model.name == "qif"
+        self.table = net.model.name == "table"
+        self.time_based = self.qif or self.table
+        if self.table:
+            self.model = 2
+            self.compiled = net.model.compiled
+            self.q = self.dq = self.R = self.rho = np.ones(n)
+            self.dR = np.zeros(n)
+            return
         if self.qif:
             self.model = 1
             a = np.sqrt(self.drive)
@@ -171,9 +185,14 @@ def _final_adjoint(result, dL_dvoltages, c, g_drive):
     if gv.shape != (c.n,):
         raise ValueError(f"dL_dvoltages: expected shape ({c.n},), got {gv.shape}")
     st = result.final_state
-    c_end = result.network.bind(time_based=c.qif).clock_at(result.t_end / c.tau, st.n_renorm)
+    c_end = result.network.bind(time_based=c.time_based).clock_at(result.t_end / c.tau, st.n_renorm)
     refr = (st.events or {}).get("refractory_until")
     free_now = ~np.isfinite(np.asarray(refr, dtype=np.float64)) if refr is not None else np.ones(c.n, bool)
+    if c.table:
+        # V = V(r), r = s - c_end: dV/ds = dV/dT(r)
+        r = np.maximum(st.states - c_end, 0.0)
+        dvdt = np.asarray(c.compiled.voltage_from_time(np.where(free_now, r, 0.0), derivative=True)[1])
+        return np.where(free_now, gv * dvdt, 0.0)
     if c.qif:
         # V = a cot u, u = a D, D = s - c_end, a = sqrt(I): dV/ds = -I / sin^2 u and, with s fixed,
         # dV/dI = cot u / (2a) - D / (2 sin^2 u)
@@ -247,6 +266,67 @@ def _link_deliveries(tape, ctx, now_end, run_ptr):
     return dict(tape, trigger=trigger)
 
 
+def _table_inputs(tape, ctx, now_end, run_ptr, run_end, c):
+    """Per applied input of a table-model tape (delivery order, aligned with ``tape["pre"]``):
+    rho = ds'/ds and ds'/dw. With r = pre - clock, V = V(r), V' = V + w: V' >= v_spike fires now
+    (rho = 0, ds'/dw = 0: s' = clock); else rho = T'(V') dV/dT(r), ds'/dw = T'(V'). The values
+    and derivatives are the engine's compiled maps'."""
+    kwargs, ev = ctx["kwargs"], ctx["events"]
+    indptr, weights = kwargs["indptr"], kwargs["weights"]
+    in_a, in_b = ev.get("in_a", _EMPTY_I64), ev.get("in_b", _EMPTY_I64)
+    in_w = ev.get("in_w", _EMPTY_F)
+    kind, src, aux = tape["kind"], tape["src"].astype(np.int64), tape["aux"]
+    nrec = kind.shape[0]
+    # each record's targets as a range of a pool of weights: [recurrent | input | Poisson (aux)]
+    a0 = np.zeros(nrec, np.int64)
+    a1 = np.zeros(nrec, np.int64)
+    spk = kind <= TAPE_TRIGGERED
+    a0[spk] = indptr[src[spk]]
+    a1[spk] = now_end[src[spk]]
+    inp = kind == TAPE_INPUT
+    off_in = weights.shape[0]
+    a0[inp] = in_a[src[inp]] + off_in
+    a1[inp] = in_b[src[inp]] + off_in
+    dl = np.flatnonzero(kind == TAPE_DELIVERY)
+    if dl.size:
+        j = src[dl]
+        run = aux[dl].astype(np.int64)
+        whole = run < 0
+        ra = np.where(whole, 0, run + run_ptr[j] if run_ptr.size else 0)
+        first = whole | (ra == (run_ptr[j] if run_ptr.size else 0))
+        prev = run_end[np.maximum(ra - 1, 0)] if run_end.size else np.zeros_like(ra)
+        a0[dl] = np.where(first, indptr[j], prev)
+        a1[dl] = np.where(whole, indptr[j + 1], run_end[ra] if run_end.size else 0)
+    pois = np.flatnonzero(kind == TAPE_POISSON)
+    off_p = off_in + in_w.shape[0]
+    a0[pois] = off_p + np.arange(pois.size)
+    a1[pois] = a0[pois] + 1
+    pool = np.concatenate([weights, in_w, aux[pois]])
+    cnt = a1 - a0
+    total = int(cnt.sum())
+    start = np.cumsum(cnt) - cnt                    # first flat position of each record
+    flat_rec = np.repeat(np.arange(nrec), cnt)
+    within = np.arange(total) - start[flat_rec]
+    keep = np.ones(total, bool)
+    if tape["skip_event"].size:
+        keep[start[tape["skip_event"]] + tape["skip_pos"]] = False
+    rec = flat_rec[keep]
+    w = pool[a0[rec] + within[keep]]
+    pre = tape["pre"]
+    if w.shape[0] != pre.shape[0]:
+        raise RuntimeError(f"backward pass: the tape's pre-input states ({pre.shape[0]}) do not match its "
+                           f"applied inputs ({w.shape[0]})")
+    r = np.maximum(pre - tape["clock"][rec], 0.0)
+    cm = c.compiled
+    v, dvdt = cm.voltage_from_time(r, derivative=False), cm.voltage_from_time(r, derivative=True)[1]
+    v1 = np.asarray(v) + w
+    fires = v1 >= cm.table.v_spike
+    dtdv = np.asarray(cm.time_to_spike(np.where(fires, cm.table.v_reset, v1), derivative=True)[1])
+    rho = np.where(fires, 0.0, dtdv * np.asarray(dvdt))
+    dsdw = np.where(fires, 0.0, dtdv)
+    return np.ascontiguousarray(rho, dtype=np.float64), np.ascontiguousarray(dsdw, dtype=np.float64)
+
+
 def _sweep(res, lam, g_time, c, acc):
     """Sweep the tape of one taped run backwards (lam: dL/ds at its end, in units of its final
     epoch; returned in units of its first epoch, ``tape_context["initial_n_renorm"]``)."""
@@ -257,6 +337,9 @@ def _sweep(res, lam, g_time, c, acc):
     t = tape if e0 == 0 else dict(tape, epoch=(tape["epoch"] - e0).astype(np.int32))
     now_end, run_ptr, run_end = _delay_layout(ctx)
     t = _link_deliveries(t, ctx, now_end, run_ptr)
+    if c.table:
+        rho, dsdw = _table_inputs(t, ctx, now_end, run_ptr, run_end, c)
+        t = dict(t, pre_rho=rho, pre_dsdw=dsdw)
     lam = np.ascontiguousarray(lam, dtype=np.float64)
     backward_sweep(c.model, t, kwargs["indptr"], kwargs["indices"], kwargs["weights"], np.ascontiguousarray(now_end),
                  run_ptr, run_end, ev.get("in_a", _EMPTY_I64),
@@ -274,10 +357,16 @@ def _gradients(res, lam, c, acc):
     c0 = ctx["initial_clock"]
     if res.t_start != 0.0:
         # a continuation: the state holds for any time after its last event; V at t_start
-        c0 = net.bind(time_based=c.qif).clock_at(res.t_start / c.tau, int(ctx["initial_n_renorm"]))
+        c0 = net.bind(time_based=c.time_based).clock_at(res.t_start / c.tau, int(ctx["initial_n_renorm"]))
     refr = ev.get("refractory_until")
     free0 = ~np.isfinite(np.asarray(refr, dtype=np.float64)) if refr is not None else np.ones(c.n, bool)
-    if c.qif:
+    if c.table:
+        # s0 = c0 + T(V0): ds0/dV0 = T'(V0)
+        # (V0 read back from the state: at the start of a continuation this is V at t_start)
+        v0 = np.asarray(c.compiled.voltage_from_time(np.maximum(ctx["initial_states"] - c0, 0.0)))
+        dtdv = np.asarray(c.compiled.time_to_spike(np.where(free0, v0, c.compiled.table.v_reset), derivative=True)[1])
+        g_v0 = np.where(free0, lam * dtdv, 0.0)
+    elif c.qif:
         # s0 = c0 + atan2(a, V0)/a (a = sqrt(I)), u0 = a (s0 - c0): ds0/dV0 = -sin^2 u0 / I and,
         # with V0 fixed, ds0/dI = sin u0 cos u0 / (2 I a) - (s0 - c0) / (2I)
         D0 = ctx["initial_states"] - c0
@@ -312,7 +401,7 @@ def _gradients(res, lam, c, acc):
         k = x.times.shape[0]
         in_t_grads.append(g_t_by_spike[off_t:off_t + k])
         off_t += k
-    return Gradients(g_w, in_w_grads, in_t_grads, acc.g_drive, g_v0)
+    return Gradients(g_w, in_w_grads, in_t_grads, None if c.table else acc.g_drive, g_v0)
 
 
 def vjp(result, dL_dtimes=None, dL_dvoltages=None):
@@ -398,8 +487,8 @@ def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes
     Parameters
     ----------
     network, spikes, t_max, seed_ic, seed_input, initial_phases, initial_voltages, engine
-        As in `sparseprop.simulate` (the network must be one the backward pass covers: LIF or
-        QIF, explicit connectivity, no delays; QIF with a per-neuron drive array or event
+        As in `sparseprop.simulate` (the network must be one the backward pass covers: LIF, QIF
+        or a table model, explicit connectivity, no delays; QIF with a per-neuron drive array or event
         sources, i.e. time-based even without a tape).
     checkpoint_spikes : int
         Network spikes per segment, S >= 1.

@@ -491,9 +491,9 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
 def _check_tape(network, state, record):
     if not isinstance(network, Network):
         raise TypeError(f"network: expected a sparseprop.Network, got {type(network).__name__}")
-    if network.model.name not in ("lif", "qif"):
-        raise ValueError(f"tape: the backward pass supports LIF and QIF networks (sp.LIF, sp.QIF), not the "
-                         f"{network.model.name!r} model (table models such as EIF have no exact gradients yet)")
+    if network.model.name not in ("lif", "qif", "table"):
+        raise ValueError(f"tape: the backward pass supports LIF, QIF and table-model networks (sp.LIF, sp.QIF, "
+                         f"sp.TableNeuron), not the {network.model.name!r} model")
     conn = network.connectivity
     if not isinstance(conn, SparseConnectivity):
         raise ValueError("tape: gradients need explicit connectivity (SparseConnectivity or a NetworkBuilder "

@@ -122,11 +122,12 @@ def test_renormalisation_epochs_are_crossed_exactly():
 
 def test_tape_rejects_what_the_backward_pass_does_not_cover():
     conn = sp.SparseConnectivity([0, 1, 1], [1], [0.1])
-    eif = sp.make_model("eif")
-    with pytest.raises(ValueError, match="LIF and QIF networks.*not the 'table' model"):
-        sp.simulate(sp.Network(eif, 2, eif.drive, 0.01, conn), t_max=0.1, tape=True)
     with pytest.raises(ValueError, match="explicit connectivity"):
         sp.simulate(sp.balanced_network(n=100, k=10), t_max=0.1, tape=True)
+    eif = sp.make_model("eif")
+    with pytest.raises(ValueError, match="record"):
+        sp.simulate(sp.Network(eif, 2, eif.drive, 0.01, conn), t_max=0.1, tape=True,
+                    record=sp.Record(t_stop=0.05))
     with pytest.raises(ValueError, match="record"):
         sp.simulate(sp.Network("lif", 2, 1.2, 0.01, conn), t_max=0.1, tape=True, record=sp.Record(neurons=[0]))
     res = sp.simulate(sp.Network("lif", 2, 1.2, 0.01, conn), t_max=0.1)
@@ -296,3 +297,98 @@ def test_qif_input_at_the_reset_instant_has_no_effect():
         net = sp.Network(sp.QIF(), 1, np.array([I]), tau, sp.SparseConnectivity([0, 1], [0], [-0.1]))
         res = sp.simulate(net, spikes=300, initial_voltages=[0.0])
         np.testing.assert_allclose(np.diff(res.times), np.pi * tau / np.sqrt(I), rtol=1e-9)
+
+
+# ---- EIF (table model) ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eif_vjp_matches_finite_differences(seed):
+    out = gradcheck(n=40, seed=seed, per_param=6, model="eif")
+    assert out["spikes"] > 40
+    assert set(out["rel_err"]) == {"weights", "input_weights", "initial_voltages"}
+    assert all(v is not None for v in out["rel_err"].values())
+    assert out["max_rel_err"] <= 1e-6, out
+
+
+@pytest.mark.parametrize("delays", ["homogeneous", "many"])
+def test_eif_vjp_with_refractoriness_and_delays_matches_finite_differences(delays):
+    out = gradcheck(n=40, seed=2, refractory=0.002, per_param=6, delays=delays, model="eif")
+    assert out["spikes"] > 40 and out["deliveries"] > 40 and out["ignored_inputs"] > 0
+    assert all(v is not None for v in out["rel_err"].values())
+    assert out["max_rel_err"] <= 1e-6, out
+
+
+def test_eif_gradients_have_no_drive_and_pre_matches_the_applied_inputs():
+    params, build, ct, cv, t_max = random_problem(n=30, seed=4, model="eif", refractory=0.001)
+    net = build(params)
+    net.inputs.append(sp.PoissonInput(2000.0, 0.05))
+    res = sp.simulate(net, t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
+    tape, ctx = res.tape, res.tape_context
+    kind = tape["kind"]
+    assert np.any(kind == 3)
+    row = np.diff(ctx["kwargs"]["indptr"])[tape["src"][kind <= 1]].sum()
+    ev = ctx["events"]
+    inp = tape["src"][kind == 2]
+    applied = row + (ev["in_b"][inp] - ev["in_a"][inp]).sum() + np.sum(kind == 3) - tape["skip_event"].size
+    assert tape["pre"].shape == (applied,) and applied > 0
+    g = vjp(res, ct[:res.n_spikes], None)
+    assert g.drive is None
+    assert np.all(np.isfinite(g.weights)) and np.any(g.weights != 0.0)
+    assert np.all(np.isfinite(g.initial_voltages))
+
+
+def test_eif_checkpointed_gradients_equal_the_one_shot_tape():
+    from sparseprop.grad import simulate_checkpointed
+
+    params, build, ct, cv, t_max = random_problem(n=30, seed=2, model="eif", refractory=0.001)
+    net = build(params)
+    one = sp.simulate(net, t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
+    cp = simulate_checkpointed(net, t_max=t_max, initial_voltages=params["initial_voltages"], checkpoint_spikes=17)
+    assert cp.checkpoints.segments > 2 and np.array_equal(cp.times, one.times)
+    a, b = vjp(one, ct[:one.n_spikes], cv), vjp(cp, ct[:one.n_spikes], cv)
+    assert a.drive is None and b.drive is None
+    for x, y in [(a.weights, b.weights), (a.initial_voltages, b.initial_voltages),
+                 (a.input_weights[0], b.input_weights[0]), (a.input_times[0], b.input_times[0])]:
+        assert np.array_equal(x, y)
+
+
+def test_gradcheck_cli_eif(capsys):
+    from sparseprop.cli import main
+    import json
+
+    assert main(["gradcheck", "--model", "eif", "--json", "--n", "25"]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert out["model"] == "eif" and out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
+
+
+def test_table_model_triggered_spike_gradients_match_finite_differences():
+    """An EIF neuron kicked past the cut-off fires at the input's instant (a triggered spike): its
+    time moves with the input's time, and the other gradients still match central differences."""
+    m = sp.TableNeuron("eif_seed_interp")
+
+    def run(w, win, tin, v0):
+        conn = sp.SparseConnectivity([0, 2, 3, 3], [1, 2, 2], w)
+        ic = sp.SparseConnectivity([0, 1], [0], [win], n_post=3)
+        net = sp.Network(m, 3, m.table.drive, 0.01, conn,
+                         inputs=[sp.SpikeTrainInput(np.array([tin]), np.array([0]), ic)])
+        return sp.simulate(net, t_max=0.025, initial_voltages=v0, tape=True)
+
+    w, win, tin, v0 = np.array([0.3, -0.2, 0.15]), 1500.0, 0.004, np.array([-0.8, -0.5, -0.9])
+    base = run(w, win, tin, v0)
+    assert np.any(base.tape["kind"] == 1)                    # TAPE_TRIGGERED
+    ct = np.random.default_rng(0).normal(size=base.n_spikes)
+    g = vjp(base, ct)
+    assert g.drive is None                                   # one table = one drive
+
+    def fd(f, x, h):
+        rp, rm = f(x + h), f(x - h)
+        assert np.array_equal(rp.neurons, base.neurons) and np.array_equal(rm.neurons, base.neurons)
+        return (np.sum(ct * rp.times) - np.sum(ct * rm.times)) / (2 * h)
+
+    h = 1e-7
+    for i in range(3):
+        e = np.eye(3)[i]
+        assert fd(lambda x: run(w + x * e, win, tin, v0), 0.0, h) == pytest.approx(g.weights[i], rel=1e-5, abs=1e-9)
+        assert fd(lambda x: run(w, win, tin, v0 + x * e), 0.0, h) == pytest.approx(g.initial_voltages[i], rel=1e-5,
+                                                                                  abs=1e-9)
+    assert fd(lambda x: run(w, win, tin + x, v0), 0.0, h) == pytest.approx(g.input_times[0][0], rel=1e-5)

@@ -1,4 +1,4 @@
-# The backward pass (exact gradients) for LIF and QIF networks, O(K) per spike, no heap.
+# The backward pass (exact gradients) for LIF, QIF and table-model networks, O(K) per spike, no heap.
 #
 # LIF. Coordinates are the engine's (see _models.pxd): clock c = exp(t/tau) (renormalised by 2**-64
 # per epoch), state s_i = q_i (I_i - V_i) c with q_i = 1/(I_i - 1) above threshold (1 below). Given
@@ -29,6 +29,12 @@
 # The map is not affine, so the tape holds each target's state just before each applied input
 # (`pre`, in delivery order); the sweep walks a record's targets in reverse (a neuron listed twice
 # in a row sees the first input's result) and consumes `pre` from its end.
+#
+# Precomputed (model 2; table models such as EIF, time-based like QIF with the same clock): the
+# caller evaluates, per applied input in delivery order, rho = ds'/ds and ds'/dw from `pre`
+# (sparseprop/grad.py, from the table's maps) and passes them in the tape as `pre_rho` and
+# `pre_dsdw`; ds'/dc = 1 - rho (a "fires now" input has rho = 0, ds'/dw = 0). Spikes, resets and
+# deliveries are as for QIF, with no drive gradient (dR = 0).
 #
 # Memory: the per-neuron values a target touches (lam, q, dq and the drive gradient being
 # accumulated; QIF: q = sqrt(I), dq = 1/sqrt(I)) are packed in one 32-byte record per neuron (one
@@ -76,6 +82,7 @@ cdef enum:
 cdef enum:
     SWEEP_LIF = 0
     SWEEP_QIF = 1
+    SWEEP_PRECOMPUTED = 2
 
 
 cdef inline double qif_input_adjoint(Neuron* t, double s, double c, double w, double li,
@@ -111,7 +118,8 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
                    const double[::1] R, const double[::1] dR, const double[::1] rho, double[::1] lam,
                    int end_epoch, const double[::1] g_time, double tau, double[::1] g_w, double[::1] g_w_in,
                    double[::1] g_drive, double[::1] g_in_time):
-    """Sweep the tape backwards (model 0: LIF, 1: QIF time-based; see the top of this file).
+    """Sweep the tape backwards (model 0: LIF, 1: QIF time-based, 2: precomputed input
+    derivatives, e.g. table models; see the top of this file).
 
     Synapses of row j delivered at the spike: [indptr[j], now_end[j]); a delayed delivery of run
     `aux` (-1: the whole row) covers that run (run_ptr/run_end as in the engine) and its `trigger`
@@ -122,7 +130,8 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
     from the dynamics; the caller adds the initial and final state terms -- and g_in_time (per
     given input event). All per-neuron arrays have one entry per neuron. Per-neuron coefficients:
     LIF q, dq = dq/dI, R, dR = dR/dI, rho = exp(t_ref/tau); QIF q = sqrt(I), dq = 1/sqrt(I),
-    dR = dP/dI (P the period; R and rho unused); the QIF tape has `pre`.
+    dR = dP/dI (P the period; R and rho unused); the QIF tape has `pre`. Model 2: the tape has
+    `pre_rho` and `pre_dsdw` (one per applied input, delivery order); q, dq, R, rho unused, dR = 0.
     """
     cdef const unsigned char[::1] kind = tape["kind"]
     cdef const int32_t[::1] src = tape["src"]
@@ -133,10 +142,20 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
     cdef const int64_t[::1] skip_event = tape["skip_event"]
     cdef const int32_t[::1] skip_pos = tape["skip_pos"]
     cdef const double[::1] pre
+    cdef const double[::1] pre_dsdw
     cdef bint lif = model == SWEEP_LIF
-    if model != SWEEP_LIF and model != SWEEP_QIF:
-        raise ValueError(f"model: expected 0 (LIF) or 1 (QIF), got {model}")
-    pre = np.zeros(1) if lif else tape["pre"]
+    cdef bint pc = model == SWEEP_PRECOMPUTED
+    cdef double rr
+    if model != SWEEP_LIF and model != SWEEP_QIF and model != SWEEP_PRECOMPUTED:
+        raise ValueError(f"model: expected 0 (LIF), 1 (QIF) or 2 (precomputed), got {model}")
+    if pc:
+        pre = tape["pre_rho"]
+        pre_dsdw = tape["pre_dsdw"]
+        if pre_dsdw.shape[0] != pre.shape[0]:
+            raise ValueError("tape: pre_rho and pre_dsdw differ in length")
+    else:
+        pre = np.zeros(1) if lif else tape["pre"]
+        pre_dsdw = pre
     cdef Py_ssize_t nrec = kind.shape[0], n = lam.shape[0]
     cdef double[::1] G = np.zeros(max(nrec, 1))
     cdef Py_ssize_t r, a, a0, a1, pos, sk = skip_event.shape[0] - 1, i, lo
@@ -187,7 +206,10 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
                     else:
                         li = nb[i].lam
                         if li != 0.0:
-                            qif_input_adjoint(&nb[i], pre[p], c, aux[r], li, &dsdw)
+                            if pc:
+                                nb[i].lam = li * pre[p]
+                            else:
+                                qif_input_adjoint(&nb[i], pre[p], c, aux[r], li, &dsdw)
                         p -= 1
                 sk = lo - 1
                 continue
@@ -250,8 +272,14 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
                     t = &nb[tg[a]]
                     li = t.lam
                     if li != 0.0:
-                        Gc += qif_input_adjoint(t, pre[p], c, wp[a], li, &dsdw)
-                        gw[a] += li * dsdw
+                        if pc:
+                            rr = pre[p]
+                            t.lam = li * rr
+                            Gc += li * (1.0 - rr)
+                            gw[a] += li * pre_dsdw[p]
+                        else:
+                            Gc += qif_input_adjoint(t, pre[p], c, wp[a], li, &dsdw)
+                            gw[a] += li * dsdw
                     p -= 1
             sk = lo - 1
             if k == TAPE_INPUT:

@@ -96,7 +96,7 @@ ctypedef struct Core:
 # refractory target are listed as (event, position). A spike record's synapses are its zero-delay
 # ones; a delivery's emitting spike is found by the backward pass (the m-th delivery of a run is
 # the m-th emission of that run: equal delays keep their order).
-# Models whose input map is not affine in the state (time-based QIF) also need each target's state
+# Models whose input map is not affine in the state (time-based QIF, tables) also need each target's state
 # just before each input: `pre` holds one double per applied input (skipped ones have none), in
 # delivery order (records in order, targets in row order). LIF tapes have no `pre` (33 bytes per
 # record; QIF: 33 + 8 per applied input).
@@ -123,7 +123,7 @@ ctypedef struct Tape:
     Py_ssize_t cap_skip
     int64_t* trig        # per neuron: record that lifted it to threshold (-1: none, -2: at the start)
     bint nomem
-    double* pre          # state of each target just before each applied input (QIF time-based only)
+    double* pre          # state of each target just before each applied input (QIF time-based, tables)
     Py_ssize_t n_pre
     Py_ssize_t cap_pre
 
@@ -466,9 +466,9 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
                 if e.tape != NULL:
                     tape_skip(e.tape, a)
                 continue
-        if model_t is QIFModel:
+        if model_t is QIFModel or model_t is TableModel:
             if e.tape != NULL:
-                tape_pre(e.tape, e.slots[i].payload)     # the QIF backward needs pre-input states
+                tape_pre(e.tape, e.slots[i].payload)     # QIF/table backward: pre-input states
         s = model_input(m, i, e.slots[i].payload, clock, wp[a])
         e.slots[i].payload = s
         key = model_key(m, i, s, clock)
@@ -946,8 +946,8 @@ cdef class Engine:
         cdef Py_ssize_t i
         if self.c.tape != NULL:
             return
-        if self.model.code != MODEL_LIF and self.model.code != MODEL_QIF_TIME:
-            raise ValueError("tape: the backward pass covers LIF and time-based QIF engines")
+        if self.model.code != MODEL_LIF and self.model.code != MODEL_QIF_TIME and self.model.code != MODEL_TABLE:
+            raise ValueError("tape: the backward pass covers LIF, time-based QIF and table engines")
         t = <Tape*>calloc(1, sizeof(Tape))
         if t == NULL:
             raise MemoryError()
@@ -981,7 +981,7 @@ cdef class Engine:
             out["skip_event"][i] = t.skip_event[i]
             out["skip_pos"][i] = t.skip_pos[i]
         cdef double[::1] pre
-        if self.model.code == MODEL_QIF_TIME:
+        if self.model.code == MODEL_QIF_TIME or self.model.code == MODEL_TABLE:
             out["pre"] = np.empty(t.n_pre)
             pre = out["pre"]
             for i in range(t.n_pre):
