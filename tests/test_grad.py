@@ -7,13 +7,18 @@ from sparseprop.grad import vjp
 from sparseprop.gradcheck import gradcheck, random_problem
 
 
+def assert_gradcheck(out, spikes=50, **at_least):
+    """Every checked parameter agrees with central differences to 1e-6 relative; the run had more
+    than `spikes` spikes and more than at_least[key] of out[key] (deliveries, triggered spikes...)."""
+    assert out["spikes"] > spikes and all(out[key] > v for key, v in at_least.items()), out
+    assert all(v is not None for v in out["rel_err"].values()), out
+    assert out["max_rel_err"] <= 1e-6, out
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("refractory", [0.0, 0.001])
 def test_vjp_matches_finite_differences(seed, refractory):
-    out = gradcheck(n=40, seed=seed, refractory=refractory, per_param=6)
-    assert out["spikes"] > 50 and out["triggered_spikes"] > 0
-    assert all(v is not None for v in out["rel_err"].values())
-    assert out["max_rel_err"] <= 1e-6, out
+    assert_gradcheck(gradcheck(n=40, seed=seed, refractory=refractory, per_param=6), triggered_spikes=0)
 
 
 @pytest.mark.parametrize("delays", ["homogeneous", "few", "many"])
@@ -21,10 +26,7 @@ def test_vjp_matches_finite_differences(seed, refractory):
 def test_vjp_with_delays_matches_finite_differences(delays, seed):
     """Delayed deliveries (one delay: whole rows through a FIFO; a few values: runs through FIFOs,
     some zero; > 16 values: the pending heap), input projections with delays, refractoriness."""
-    out = gradcheck(n=40, seed=seed, refractory=0.001, per_param=6, delays=delays)
-    assert out["spikes"] > 50 and out["deliveries"] > 50
-    assert all(v is not None for v in out["rel_err"].values())
-    assert out["max_rel_err"] <= 1e-6, out
+    assert_gradcheck(gradcheck(n=40, seed=seed, refractory=0.001, per_param=6, delays=delays), deliveries=50)
 
 
 def test_delivery_links_with_a_continued_run():
@@ -167,18 +169,13 @@ def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("refractory", [0.0, 0.001])
 def test_qif_vjp_matches_finite_differences(seed, refractory):
-    out = gradcheck(n=40, seed=seed, refractory=refractory, per_param=6, model="qif")
-    assert out["spikes"] > 50
-    assert all(v is not None for v in out["rel_err"].values())
-    assert out["max_rel_err"] <= 1e-6, out
+    assert_gradcheck(gradcheck(n=40, seed=seed, refractory=refractory, per_param=6, model="qif"))
 
 
 @pytest.mark.parametrize("delays", ["homogeneous", "few", "many"])
 def test_qif_vjp_with_delays_matches_finite_differences(delays):
     out = gradcheck(n=40, seed=1, refractory=0.001, per_param=6, delays=delays, model="qif")
-    assert out["spikes"] > 50 and out["deliveries"] > 50 and out["ignored_inputs"] > 0
-    assert all(v is not None for v in out["rel_err"].values())
-    assert out["max_rel_err"] <= 1e-6, out
+    assert_gradcheck(out, deliveries=50, ignored_inputs=0)
 
 
 def test_qif_tape_holds_one_pre_input_state_per_applied_input():
@@ -304,18 +301,14 @@ def test_qif_input_at_the_reset_instant_has_no_effect():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_eif_vjp_matches_finite_differences(seed):
     out = gradcheck(n=40, seed=seed, per_param=6, model="eif")
-    assert out["spikes"] > 40
     assert set(out["rel_err"]) == {"weights", "input_weights", "initial_voltages"}
-    assert all(v is not None for v in out["rel_err"].values())
-    assert out["max_rel_err"] <= 1e-6, out
+    assert_gradcheck(out, spikes=40)
 
 
 @pytest.mark.parametrize("delays", ["homogeneous", "many"])
 def test_eif_vjp_with_refractoriness_and_delays_matches_finite_differences(delays):
     out = gradcheck(n=40, seed=2, refractory=0.002, per_param=6, delays=delays, model="eif")
-    assert out["spikes"] > 40 and out["deliveries"] > 40 and out["ignored_inputs"] > 0
-    assert all(v is not None for v in out["rel_err"].values())
-    assert out["max_rel_err"] <= 1e-6, out
+    assert_gradcheck(out, spikes=40, deliveries=40, ignored_inputs=0)
 
 
 def test_eif_gradients_have_no_drive_and_pre_matches_the_applied_inputs():
