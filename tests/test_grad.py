@@ -140,13 +140,31 @@ def test_tape_rejects_what_the_backward_pass_does_not_cover():
         vjp(res, np.zeros(res.n_spikes + 1))
 
 
-def test_gradcheck_cli_prints_one_json_line(capsys):
+@pytest.mark.parametrize("model", ["lif", "qif", "eif"])
+def test_gradcheck_cli_prints_one_json_line(model, capsys):
     from sparseprop.cli import main
     import json
 
-    assert main(["gradcheck", "--json", "--n", "25"]) == 0
+    assert main(["gradcheck", "--model", model, "--json", "--n", "25"]) == 0
     out = json.loads(capsys.readouterr().out.strip())
-    assert out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
+    assert out["model"] == model and out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
+
+
+@pytest.mark.parametrize("model", ["qif", "eif"])
+def test_checkpointed_gradients_equal_the_one_shot_tape_for_nonlinear_models(model):
+    from sparseprop.grad import simulate_checkpointed
+
+    params, build, ct, cv, t_max = random_problem(n=30, seed=2, model=model, refractory=0.001)
+    net = build(params)
+    one = sp.simulate(net, t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
+    cp = simulate_checkpointed(net, t_max=t_max, initial_voltages=params["initial_voltages"], checkpoint_spikes=17)
+    assert cp.checkpoints.segments > 2 and np.array_equal(cp.times, one.times)
+    dv = cv * np.isfinite(one.final_voltages())          # refractory QIF neurons read V = -inf
+    a, b = vjp(one, ct[:one.n_spikes], dv), vjp(cp, ct[:one.n_spikes], dv)
+    assert (a.drive is None) == (b.drive is None) == (model == "eif")
+    for x, y in [(a.weights, b.weights), (a.drive, b.drive), (a.initial_voltages, b.initial_voltages),
+                 (a.input_weights[0], b.input_weights[0]), (a.input_times[0], b.input_times[0])]:
+        assert (x is None and y is None) or np.array_equal(x, y)
 
 
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
@@ -258,28 +276,9 @@ def test_shared_drive_qif_tape_runs_time_based_and_continues():
         assert g.weights[i] == pytest.approx(fd, rel=1e-6, abs=1e-9)
 
 
-def test_gradcheck_cli_qif(capsys):
-    from sparseprop.cli import main
-    import json
-
-    assert main(["gradcheck", "--model", "qif", "--json", "--n", "25"]) == 0
-    out = json.loads(capsys.readouterr().out.strip())
-    assert out["model"] == "qif" and out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
-
-
-def test_qif_checkpointed_gradients_equal_the_one_shot_tape():
+def test_checkpointed_qif_needs_the_time_based_engine():
     from sparseprop.grad import simulate_checkpointed
 
-    params, build, ct, cv, t_max = random_problem(n=30, seed=2, model="qif", refractory=0.001)
-    net = build(params)
-    one = sp.simulate(net, t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
-    cp = simulate_checkpointed(net, t_max=t_max, initial_voltages=params["initial_voltages"], checkpoint_spikes=17)
-    assert cp.checkpoints.segments > 2 and np.array_equal(cp.times, one.times)
-    dv = cv * np.isfinite(one.final_voltages())
-    a, b = vjp(one, ct[:one.n_spikes], dv), vjp(cp, ct[:one.n_spikes], dv)
-    for x, y in [(a.weights, b.weights), (a.drive, b.drive), (a.initial_voltages, b.initial_voltages),
-                 (a.input_weights[0], b.input_weights[0]), (a.input_times[0], b.input_times[0])]:
-        assert np.array_equal(x, y)
     shared = sp.Network(sp.QIF(), 2, 1.5, 0.01, sp.SparseConnectivity([0, 1, 1], [1], [0.1]))
     with pytest.raises(ValueError, match="per neuron"):
         simulate_checkpointed(shared, t_max=0.05, checkpoint_spikes=5)
@@ -329,29 +328,6 @@ def test_eif_gradients_have_no_drive_and_pre_matches_the_applied_inputs():
     assert np.all(np.isfinite(g.weights)) and np.any(g.weights != 0.0)
     assert np.all(np.isfinite(g.initial_voltages))
 
-
-def test_eif_checkpointed_gradients_equal_the_one_shot_tape():
-    from sparseprop.grad import simulate_checkpointed
-
-    params, build, ct, cv, t_max = random_problem(n=30, seed=2, model="eif", refractory=0.001)
-    net = build(params)
-    one = sp.simulate(net, t_max=t_max, initial_voltages=params["initial_voltages"], tape=True)
-    cp = simulate_checkpointed(net, t_max=t_max, initial_voltages=params["initial_voltages"], checkpoint_spikes=17)
-    assert cp.checkpoints.segments > 2 and np.array_equal(cp.times, one.times)
-    a, b = vjp(one, ct[:one.n_spikes], cv), vjp(cp, ct[:one.n_spikes], cv)
-    assert a.drive is None and b.drive is None
-    for x, y in [(a.weights, b.weights), (a.initial_voltages, b.initial_voltages),
-                 (a.input_weights[0], b.input_weights[0]), (a.input_times[0], b.input_times[0])]:
-        assert np.array_equal(x, y)
-
-
-def test_gradcheck_cli_eif(capsys):
-    from sparseprop.cli import main
-    import json
-
-    assert main(["gradcheck", "--model", "eif", "--json", "--n", "25"]) == 0
-    out = json.loads(capsys.readouterr().out.strip())
-    assert out["model"] == "eif" and out["max_rel_err"] <= 1e-6 and out["spikes"] > 0
 
 
 def test_table_model_triggered_spike_gradients_match_finite_differences():
