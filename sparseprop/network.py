@@ -1,4 +1,4 @@
-"""Network description: a neuron model, its drive, a membrane time constant and connectivity.
+"""Network description: neuron models, their drive and membrane time constants, and connectivity.
 
 Descriptions are plain data (picklable, `to_dict`/`from_dict`); `simulate` compiles them for the core.
 """
@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from sparseprop import _validate as v
-from sparseprop._core._models import MODELS, NeuronModel, make_model
+from sparseprop._core._models import MODELS, Mixed, NeuronModel, bind_time, make_model
 from sparseprop._core._rng import fixed_out_degree_targets
 
 
@@ -179,15 +179,18 @@ class Network:
     Parameters
     ----------
     model : NeuronModel or str
-        ``sp.LIF()``, ``sp.QIF()`` or a registry name (``"lif"``, ``"qif"``).
+        ``sp.LIF()``, ``sp.QIF()``, a table model, a registry name (``"lif"``, ``"qif"``), or
+        ``sp.Mixed([(model, count), ...])`` for different models in contiguous blocks of ids.
     n : int
         Number of neurons.
     drive : float or array of shape (n,)
         Constant input I in dV/dt = F(V) + I (units of the threshold per tau). LIF neurons with
         I > 1 fire on their own; I <= 1 makes a neuron fluctuation-driven (fires only when inputs
         lift it to threshold).
-    tau : float
-        Membrane time constant in seconds (shared by all neurons).
+    tau : float or array of shape (n,)
+        Membrane time constant in seconds: neuron i obeys tau_i dV/dt = F(V) + I_i. An array with
+        different values (LIF and QIF only) runs on the engine's time-based mixed representation;
+        an array of equal values is stored as that float.
     connectivity : FixedOutDegree or SparseConnectivity
     delay : float
         Homogeneous transmission delay in seconds (>= 0) of every synapse without its own delay
@@ -210,11 +213,23 @@ class Network:
             model = make_model(model)
         if not isinstance(model, NeuronModel):
             raise TypeError(f"model: expected a neuron model such as sparseprop.LIF(), got {model!r}")
-        self.model = model
         self.n = v.integer("n", n, minimum=1, maximum=v.INT32_LIMIT)
+        if isinstance(model, Mixed):
+            if model.n != self.n:
+                raise ValueError(f"model: the Mixed model's counts sum to {model.n} neurons but n = {self.n}")
+            model = model.uniform() or model           # one model in every part: just that model
+        self.model = model
         self.drive = v.per_neuron("drive", drive, self.n)
         model._check_drive(self.drive)
-        self.tau = v.real("tau", tau, positive=True)
+        self.tau = v.per_neuron("tau", tau, self.n)
+        if np.any(np.asarray(self.tau) <= 0):
+            raise ValueError("tau: membrane time constants must be > 0 seconds")
+        if np.ndim(self.tau) and np.all(self.tau == self.tau[0]):
+            self.tau = float(self.tau[0])
+        if np.ndim(self.tau):
+            self.tau = self.tau.copy()                 # frozen: the user's array stays writeable
+            self.tau.flags.writeable = False
+            bind_time(model, self.drive, self.tau / self.time_unit)    # table models refuse here
         if connectivity is None:
             raise ValueError("connectivity: pass sparseprop.FixedOutDegree(...) or SparseConnectivity(...)")
         if not isinstance(connectivity, (FixedOutDegree, SparseConnectivity)):
@@ -244,10 +259,21 @@ class Network:
         j = v.integer("j", j, minimum=0, maximum=self.n - 1)
         return self.connectivity.targets(j, self.n)
 
+    @property
+    def time_unit(self):
+        """The engine's unit of time in seconds: tau, or the smallest tau when it varies."""
+        return float(np.min(self.tau))
+
+    def heterogeneous(self):
+        """True when the network mixes models or membrane time constants (the engine's mixed model)."""
+        return isinstance(self.model, Mixed) or np.ndim(self.tau) != 0
+
     def bind(self, time_based=False):
         """The model bound to this network's drive, in the representation the engine uses (QIF
         networks with delays, refractoriness or inputs run time-based; ``time_based=True`` makes
         any QIF network do so, as taped runs do: the backward pass has one QIF form)."""
+        if self.heterogeneous():
+            return bind_time(self.model, self.drive, np.broadcast_to(self.tau, (self.n,)) / self.time_unit)
         drive = self.drive
         if (time_based or self.uses_event_sources()) and self.model.name == "qif" and np.ndim(drive) == 0:
             drive = np.full(self.n, drive)      # the QIF phase clock has no fixed delay offsets
@@ -307,7 +333,8 @@ class Network:
     def describe(self):
         """JSON-friendly summary (no large arrays)."""
         c = self.connectivity
-        out = {"model": self.model.name, **self.model.params(), "n": self.n, "tau_s": self.tau,
+        out = {"model": self.model.name, **self.model.params(), "n": self.n,
+               "tau_s": self.tau if np.ndim(self.tau) == 0 else "per-neuron",
                "drive": self.drive if np.ndim(self.drive) == 0 else "per-neuron",
                "connectivity": c.kind}
         if isinstance(c, FixedOutDegree):

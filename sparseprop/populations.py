@@ -58,7 +58,7 @@ import numpy as np
 
 from sparseprop import _validate as v
 from sparseprop.results import _json_default
-from sparseprop._core._models import LIF, NeuronModel, make_model
+from sparseprop._core._models import LIF, Mixed, NeuronModel, make_model
 from sparseprop.network import Network, SparseConnectivity
 
 __all__ = ["NetworkBuilder", "Population", "ConnectionRule", "InDegree", "FixedInDegree", "OutDegree",
@@ -86,12 +86,17 @@ class Population:
         Constant input I (units of the threshold per tau).
     refractory : float or ndarray (size,)
         Absolute refractory period in seconds.
+    model : NeuronModel
+    tau : float or ndarray (size,)
+        Membrane time constant in seconds.
     """
     name: str
     start: int
     stop: int
     drive: object
     refractory: object
+    model: object = None
+    tau: object = None
 
     @property
     def size(self):
@@ -611,10 +616,10 @@ class NetworkBuilder:
     Parameters
     ----------
     model : NeuronModel or str
-        The neuron model of ALL populations (``sp.LIF(v_reset=...)``, ``"qif"``, ...). Per-population
-        models are not supported yet.
+        The default neuron model of the populations (``sp.LIF(v_reset=...)``, ``"qif"``, ...);
+        ``population(..., model=...)`` overrides it (LIF and QIF mix; see `sparseprop.Mixed`).
     tau : float
-        Membrane time constant in seconds, shared by all neurons.
+        Default membrane time constant in seconds; ``population(..., tau=...)`` overrides it.
     delay : float
         Default transmission delay in seconds for ``connect`` calls without ``delay=`` (>= 0).
 
@@ -683,9 +688,11 @@ class NetworkBuilder:
             fluctuation-driven.
         refractory : float or array (size,)
             Absolute refractory period in seconds (>= 0).
-        model, tau : optional
-            Only to state them explicitly: they must equal the builder's (one model and one tau per
-            network; per-population models or time constants are not supported yet).
+        model : NeuronModel or str, optional
+            This population's neuron model (default: the builder's). Populations with different
+            LIF/QIF models make a `sparseprop.Mixed` network.
+        tau : float or array (size,), optional
+            Membrane time constant(s) in seconds (default: the builder's).
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: a population needs a non-empty string name, got {name!r}")
@@ -696,24 +703,23 @@ class NetworkBuilder:
         size = v.integer("size", size, minimum=1, maximum=v.INT32_LIMIT)
         if self._n + size > v.INT32_LIMIT:
             raise ValueError(f"size: the network would exceed {v.INT32_LIMIT} neurons")
-        if model is not None:
-            m = make_model(model) if isinstance(model, str) else model
-            if m != self.model:
-                raise ValueError(f"model: population {name!r} asks for {m!r} but the builder's model is "
-                                 f"{self.model!r}; per-population models are not supported yet (one model "
-                                 f"per network: use separate networks or the builder's model)")
-        if tau is not None and v.real("tau", tau, positive=True) != self.tau:
-            raise ValueError(f"tau: population {name!r} asks for tau = {tau} s but the builder's tau is "
-                             f"{self.tau} s; per-population membrane time constants are not supported yet")
+        model = self.model if model is None else make_model(model) if isinstance(model, str) else model
+        if not isinstance(model, NeuronModel) or isinstance(model, Mixed):
+            raise TypeError(f"model: expected a neuron model such as sparseprop.QIF(), got {model!r}")
+        tau = self.tau if tau is None else v.per_neuron("tau", tau, size)
+        if np.any(np.asarray(tau) <= 0):
+            raise ValueError(f"tau: membrane time constants must be > 0 seconds (population {name!r})")
         drive = v.per_neuron("drive", drive, size)
-        self.model._check_drive(drive)
+        model._check_drive(drive)
         refractory = v.per_neuron("refractory", refractory, size)
         if np.any(np.asarray(refractory) < 0):
             raise ValueError(f"refractory: must be >= 0 seconds (population {name!r})")
-        for arr in (drive, refractory):
+        if isinstance(tau, np.ndarray):
+            tau = tau.copy()
+        for arr in (drive, refractory, tau):
             if isinstance(arr, np.ndarray):
                 arr.flags.writeable = False
-        pop = Population(name, self._n, self._n + size, drive, refractory)
+        pop = Population(name, self._n, self._n + size, drive, refractory, model, tau)
         self._populations[name] = pop
         self._n += size
         return pop
@@ -876,7 +882,11 @@ class NetworkBuilder:
         pops = list(self._populations.values())
         drive = _uniform_or_array([p.drive for p in pops], [p.size for p in pops])
         refractory = _uniform_or_array([p.refractory for p in pops], [p.size for p in pops])
-        return Network(self.model, n, drive, self.tau, conn, delay=delay, refractory=refractory,
+        tau = _uniform_or_array([p.tau for p in pops], [p.size for p in pops])
+        model = pops[0].model
+        if any(p.model != model for p in pops):
+            model = Mixed([(p.model, p.size) for p in pops])
+        return Network(model, n, drive, tau, conn, delay=delay, refractory=refractory,
                        inputs=list(self._inputs), populations={p.name: (p.start, p.stop) for p in pops})
 
     def __repr__(self):

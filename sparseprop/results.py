@@ -439,11 +439,11 @@ class SimulationResult:
                              "use network.model to convert final_state")
         st = self.final_state
         bound = self.network.bind(time_based=st.representation == "time")
-        clock = bound.clock_at(st.t / self.network.tau, st.n_renorm)
+        clock = bound.clock_at(st.t / self.network.time_unit, st.n_renorm)
         volts = np.asarray(bound.voltage_from_state(st.states, clock), dtype=np.float64)
         if st.events is not None and "refractory_until" in st.events:
             busy = np.isfinite(np.asarray(st.events["refractory_until"], dtype=np.float64))
-            volts[busy] = bound.voltage_reset         # clamped at the reset
+            volts[busy] = np.broadcast_to(bound.voltage_reset, volts.shape)[busy]   # clamped at the reset
         return volts
 
     def summary(self):

@@ -25,7 +25,8 @@ def _initial_states(network, bound, seed_ic, initial_phases, initial_voltages):
         volts = np.asarray(initial_voltages, dtype=np.float64)
         if volts.shape != (network.n,):
             raise ValueError(f"initial_voltages: expected shape ({network.n},), got {volts.shape}")
-        if np.any(np.isnan(volts)) or (m.name == "lif" and not np.all(np.isfinite(volts))):
+        lif = (m.phase_reset == 0.0) if m.name == "mixed" else np.full(volts.shape, m.name == "lif")
+        if np.any(np.isnan(volts)) or not np.all(np.isfinite(volts[lif])):
             raise ValueError("initial_voltages: values must be finite (QIF accepts -inf, the reset)")
         return bound.state_from_voltage(volts, bound.initial_clock)
     supra = network.suprathreshold()
@@ -148,7 +149,7 @@ def _poisson_groups(network, tau):
 
 def _compile(network, bound, seed_input):
     """Engine connectivity and event-source arguments for a network."""
-    tau = network.tau
+    tau = network.time_unit
     conn = network.connectivity
     kwargs = _engine_kwargs(conn)
     ev = {}
@@ -416,7 +417,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
                     ids = _grow(ids, capacity, n_rec)
             stop_at = samples[n_sampled] if n_sampled < samples.shape[0] else t_stop
             c0 = time.perf_counter()
-            done, got, status = core.run(times, ids, n_rec, want, stop_at, network.tau, record,
+            done, got, status = core.run(times, ids, n_rec, want, stop_at, network.time_unit, record,
                                          max(64 * chunk, 1 << 16))
             count += done
             n_rec += got
@@ -432,7 +433,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
             if total:
                 bar.update(count)
             else:
-                bar.update(core.elapsed(core.clock, core.n_renorm) * network.tau, f"{count} spikes")
+                bar.update(core.elapsed(core.clock, core.n_renorm) * network.time_unit, f"{count} spikes")
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -444,7 +445,7 @@ def simulate(network, spikes=None, t_max=None, *, seed_ic=1, seed_input=1, initi
         volts[n_sampled] = _voltages_at(core, bound, sampler, network, rec.voltages, samples[n_sampled])
         n_sampled += 1
 
-    t_last = core.elapsed(core.clock, core.n_renorm) * network.tau if core.clock != clock else t_start
+    t_last = core.elapsed(core.clock, core.n_renorm) * network.time_unit if core.clock != clock else t_start
     if status == STATUS_SILENT and t_max is not None and not interrupted:
         status = STATUS_TIME        # nothing can happen any more: the run extends to t_max
     t_end = t_max if status == STATUS_TIME else t_last
@@ -494,6 +495,9 @@ def _check_tape(network, state, record):
     if network.model.name not in ("lif", "qif", "table"):
         raise ValueError(f"tape: the backward pass supports LIF, QIF and table-model networks (sp.LIF, sp.QIF, "
                          f"sp.TableNeuron), not the {network.model.name!r} model")
+    if np.ndim(network.tau):
+        raise ValueError("tape: the backward pass needs one membrane time constant tau for the whole network "
+                         "(per-neuron tau is simulated exactly but not differentiated yet)")
     conn = network.connectivity
     if not isinstance(conn, SparseConnectivity):
         raise ValueError("tape: gradients need explicit connectivity (SparseConnectivity or a NetworkBuilder "
@@ -506,21 +510,18 @@ def _check_tape(network, state, record):
 
 
 def _sampling_model(bound, network, ids):
-    """The model bound to the drive of the sampled neurons only (their voltage conversion)."""
-    if ids is None or bound.representation != "time":
-        return bound
-    drive = np.broadcast_to(np.asarray(bound.drive, dtype=np.float64), (network.n,))
-    return network.model.bind(np.ascontiguousarray(drive[ids]), ids.shape[0])
+    """The model bound to the sampled neurons only (their voltage conversion)."""
+    return bound if ids is None else bound.subset(ids)
 
 
 def _voltages_at(core, bound, sub, network, ids, t):
     """Exact voltages of neurons `ids` at time t (s), between events (`sub`: see _sampling_model)."""
     st, busy = core.sample(ids)
-    clock = bound.clock_at(t / network.tau, core.n_renorm)
+    clock = bound.clock_at(t / network.time_unit, core.n_renorm)
     with np.errstate(divide="ignore", invalid="ignore"):
         volts = np.asarray(sub.voltage_from_state(st, clock), dtype=np.float64)
     if np.any(busy):
-        volts[busy] = bound.voltage_reset
+        volts[busy] = np.broadcast_to(sub.voltage_reset, volts.shape)[busy]
     return volts
 
 

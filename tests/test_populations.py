@@ -514,13 +514,20 @@ def test_population_errors():
         b.population("Z", 3, drive=[1.0, 2.0])
     with pytest.raises(ValueError, match="refractory"):
         b.population("Z", 3, refractory=-0.001)
-    with pytest.raises(ValueError, match="per-population models are not supported"):
-        b.population("Z", 3, model=sp.QIF())
-    with pytest.raises(ValueError, match="per-population models are not supported"):
-        b.population("Z", 3, model=sp.LIF(v_reset=0.0))
+    with pytest.raises(ValueError, match="drive: the QIF model needs drive > 0"):
+        b.population("Z", 3, model=sp.QIF())                        # per-population model, checked drive
+    with pytest.raises(TypeError, match="model"):
+        b.population("Z", 3, model=object())
+    with pytest.raises(TypeError, match="model"):
+        b.population("Z", 3, model=sp.Mixed([("lif", 3)]))
     with pytest.raises(ValueError, match="tau"):
-        b.population("Z", 3, tau=0.01)
-    b.population("Z", 3, model=sp.LIF(v_reset=0.5), tau=0.02)      # the builder's own: fine
+        b.population("Z", 3, tau=-0.01)
+    with pytest.raises(ValueError, match="tau"):
+        b.population("Z", 3, tau=[0.01, 0.02])
+    with pytest.raises(ValueError, match="tau"):
+        b.population("Z", 3, tau=float("nan"))
+    assert "Z" not in b.populations                                 # nothing half-added
+    b.population("Z", 3, model=sp.LIF(v_reset=0.5), tau=0.02)
     with pytest.raises(TypeError, match="model"):
         NetworkBuilder(object(), tau=0.01)
     with pytest.raises(ValueError, match="populations"):

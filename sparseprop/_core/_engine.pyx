@@ -29,11 +29,11 @@ from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap
                                      heap_change_key, heap_key, heap_prefetch, prefetch)
 from sparseprop._core._rng cimport draw_targets, next64, bounded
 from sparseprop._core._memory cimport big_alloc
-from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel,
+from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel, MixedModel,
                                        model_t, model_begin_spike, model_input, model_key, model_reset,
-                                       model_elapsed, model_renorm_due, model_renorm, model_advance,
-                                       model_clock_at, LIF_MAX_ADVANCE,
-                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE)
+                                       model_elapsed, model_renorm_due, model_renorm, model_renorm_state,
+                                       model_advance, model_clock_at, LIF_MAX_ADVANCE,
+                                       MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE, MODEL_MIXED)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
 # (build-time macros so that benchmarks/ab_compare.py can measure alternatives; prefetching all K
@@ -412,7 +412,7 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
     """Rescale every clock value exactly (power-of-two operation): order and bits preserved."""
     cdef Py_ssize_t i, f
     for i in range(e.n):
-        e.slots[i].payload = model_renorm(m, e.slots[i].payload)
+        e.slots[i].payload = model_renorm_state(m, i, e.slots[i].payload)
     if queue_t is Heap:
         for i in range(q.size):
             q.nodes[i].key = model_renorm(m, q.nodes[i].key)
@@ -841,6 +841,8 @@ cdef class Engine:
             compute_keys(&model.qif, &self.c, &kv[0])
         elif model.code == MODEL_TABLE:
             compute_keys(&model.tab, &self.c, &kv[0])
+        elif model.code == MODEL_MIXED:
+            compute_keys(&model.mix, &self.c, &kv[0])
         else:
             compute_keys(&model.qifp, &self.c, &kv[0])
         if refr is not None:
@@ -1049,6 +1051,11 @@ cdef class Engine:
                     status = run_loop(&self.model.tab, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
                 else:
                     status = run_loop(&self.model.tab, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+            elif code == MODEL_MIXED:
+                if heap:
+                    status = run_loop(&self.model.mix, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+                else:
+                    status = run_loop(&self.model.mix, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             else:
                 if heap:
                     status = run_loop(&self.model.qifp, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
@@ -1152,4 +1159,6 @@ cdef class Engine:
             return model_elapsed(&self.model.qif, clock, n_renorm)
         if self.model.code == MODEL_TABLE:
             return model_elapsed(&self.model.tab, clock, n_renorm)
+        if self.model.code == MODEL_MIXED:
+            return model_elapsed(&self.model.mix, clock, n_renorm)
         return model_elapsed(&self.model.qifp, clock, n_renorm)

@@ -26,6 +26,18 @@
 #        8 + period + T_max, so s - c (hence the phase) carries an absolute error of at most
 #        ulp(8 + period + T_max), ~2e-15 tau for the seed EIF (period 3, T_max 4.3): ~7e-16 in
 #        phase, far below the tables' 1e-14 tolerance and constant over any run length.
+#   mixed (per-neuron models LIF/QIF and per-neuron tau; time-based): clock = t/time_unit
+#        (time_unit = the smallest tau), keys = next spike clocks. Per neuron, by kind:
+#        LIF with a free orbit: s = next spike clock; an input at c maps y = q(I - V) - 1 =
+#          expm1(rate (s - c)) to y - w q and s' = c + log1p(y')/rate (rate = time_unit/tau_i).
+#          A neuron lifted to or past threshold (y' <= 0) keeps s' = c + y' <= c, linear in V, so
+#          later inputs of the same instant are summed exactly; its key is c.
+#        subthreshold LIF: s = (I - V) exp(rate c), as the LIF clock (one exp per input); its
+#          key is +inf, or c once V >= 1. A renormalisation multiplies s by exp(-4 rate)
+#          (one rounding; every other clock value shifts exactly by 4).
+#        QIF: as QIF time-based, with omega per clock unit = 2 sqrt(I) rate.
+#        No key depends on a rounded renormalised state: keys shift by exactly 4 like the clock,
+#        so a continued run is bit-identical to one long run.
 # Interface (all nogil, noexcept, inlined per model by the fused type `model_t`):
 #   model_begin_spike(m, clock)             per-spike precomputation from the new clock
 #   model_input(m, i, s, clock, w) -> s'    state after an input of size w (voltage jump)
@@ -35,8 +47,9 @@
 #   model_renorm_due(m, clock), model_renorm(m, x): rescale clock, states and keys by an exact
 #     power-of-two operation (multiply by 2**-64 for LIF, subtract 4 for QIF and tables), so precision never
 #     decays and a continued run is bit-identical to one long run.
+#   model_renorm_state(m, i, s): the same for neuron i's state (differs only for mixed subthreshold LIF)
 # Per-neuron parameters are an array of structs with stride 0 (shared) or 1 (one per neuron).
-from libc.math cimport log, exp, tan, atan2, floor, fabs, INFINITY
+from libc.math cimport log, exp, tan, atan2, floor, fabs, log1p, expm1, INFINITY
 from sparseprop._core._chebyshev cimport (TableMaps, BitsGrid, CompiledTable, BitsHolder, maps_input,
                                           bits_eval)
 
@@ -78,6 +91,27 @@ ctypedef struct QIFModel:
     double tau_per_clock  # 1/omega for the phase clock, 1 for the time clock
 
 
+cdef enum:
+    MIXED_LIF_FREE = 0     # LIF with I > 1: time form
+    MIXED_LIF_SUB = 1      # LIF with I <= 1: multiplicative form
+    MIXED_QIF = 2
+
+
+ctypedef struct MixedParams:
+    QIFParams qif         # QIF neurons: omega per clock unit, its inverse, 1/sqrt(I)
+    double kind           # MIXED_LIF_FREE, MIXED_LIF_SUB or MIXED_QIF (a double: one flat float64 record)
+    double rate           # time_unit / tau_i: the neuron's own time per clock unit (<= 1)
+    double inv_rate
+    double q              # LIF free: 1/(I - 1)
+    double fire           # LIF sub: I - 1 (fires when s <= fire exp(rate c))
+    double reset          # LIF free: period in clock units; LIF sub: I - v_reset
+    double renorm         # LIF sub: exp(-4 rate), the state factor of one renormalisation
+
+
+ctypedef struct MixedModel:
+    const MixedParams* p
+
+
 ctypedef struct QIFPhaseModel:
     double inv_sqrt_drive
     double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
@@ -97,6 +131,7 @@ ctypedef fused model_t:
     QIFModel
     QIFPhaseModel
     TableModel
+    MixedModel
 
 
 cdef extern from *:
@@ -146,12 +181,36 @@ cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
         m.cbase = clock - m.cp
 
 
+cdef inline double qif_time_input(const QIFParams* p, double s, double clock, double w) noexcept nogil:
+    """Time-based QIF: next spike clock after an input w at `clock` (state s = next spike clock)."""
+    cdef double r = p.omega * (s - clock)          # remaining phase to threshold, (0, 2 pi]
+    if r >= 6.283185307179586:
+        # at reset (V = -inf: an input has no effect). Rounding of s - clock can put a neuron
+        # just reset a hair past 2 pi, where tan(r/2) > 0 would read "about to fire"
+        return s
+    return clock + 2.0 * atan2(1.0, 1.0 / tan(0.5 * r) + w * p.inv_sqrt_drive) * p.inv_omega
+
+
+cdef inline double mixed_lif_free_input(const MixedParams* p, double s, double clock, double w) noexcept nogil:
+    cdef double y = expm1(p.rate * (s - clock)) if s > clock else s - clock     # q(I - V) - 1
+    y -= w * p.q
+    if y > 0.0:
+        return clock + log1p(y) * p.inv_rate
+    return clock + y                               # at or past threshold: linear in V
+
+
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
     cdef double r, y, x0, y0, rx, ry, nx, ny, p
     cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
+    elif model_t is MixedModel:
+        if m.p[i].kind == MIXED_LIF_FREE:
+            return mixed_lif_free_input(&m.p[i], s, clock, w)
+        if m.p[i].kind == MIXED_LIF_SUB:
+            return s - w * exp(m.p[i].rate * clock)
+        return qif_time_input(&m.p[i].qif, s, clock, w)
     elif model_t is TableModel:
         r = s - clock
         if w == m.fused.w and r >= m.fused.t_lo and r <= m.fused.t_hi:
@@ -181,13 +240,7 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
             p += 4.0                               # the next spike lies in the next turn
         return m.cbase + p
     else:
-        r = m.p[i * m.stride].omega * (s - clock)          # remaining phase to threshold, (0, 2 pi]
-        if r >= 6.283185307179586:
-            # at reset (V = -inf: an input has no effect). Rounding of s - clock can put a neuron
-            # just reset a hair past 2 pi, where tan(r/2) > 0 would read "about to fire"
-            return s
-        y = 1.0 / tan(0.5 * r) + w * m.p[i * m.stride].inv_sqrt_drive   # tan(theta/2) after the jump
-        return clock + 2.0 * atan2(1.0, y) * m.p[i * m.stride].inv_omega
+        return qif_time_input(&m.p[i * m.stride], s, clock, w)
 
 
 cdef inline double model_key(const model_t* m, Py_ssize_t i, double s, double clock) noexcept nogil:
@@ -195,6 +248,10 @@ cdef inline double model_key(const model_t* m, Py_ssize_t i, double s, double cl
         if s <= m.p[i * m.stride].fire * clock:
             return clock
         return s if m.p[i * m.stride].free != 0.0 else INFINITY
+    elif model_t is MixedModel:
+        if m.p[i].kind == MIXED_LIF_SUB:
+            return clock if s <= m.p[i].fire * exp(m.p[i].rate * clock) else INFINITY
+        return s if s > clock else clock
     else:
         return s
 
@@ -202,6 +259,12 @@ cdef inline double model_key(const model_t* m, Py_ssize_t i, double s, double cl
 cdef inline double model_reset(const model_t* m, Py_ssize_t i, double clock) noexcept nogil:
     if model_t is LIFModel:
         return m.p[i * m.stride].reset * clock
+    elif model_t is MixedModel:
+        if m.p[i].kind == MIXED_LIF_FREE:
+            return clock + m.p[i].reset
+        if m.p[i].kind == MIXED_LIF_SUB:
+            return m.p[i].reset * exp(m.p[i].rate * clock)
+        return clock + 6.283185307179586 * m.p[i].qif.inv_omega
     elif model_t is QIFPhaseModel:
         return clock + 2.0                         # half a turn of the half-phase: one period
     elif model_t is TableModel:
@@ -216,7 +279,7 @@ cdef inline double model_elapsed(const model_t* m, double clock, long long n_ren
     elif model_t is QIFPhaseModel:
         # theta = 2 * half-phase; one renormalisation removes a turn of the half-phase (4 pi)
         return (2.0 * diamond_to_angle(clock) + n_renorm * 12.566370614359172) * m.tau_per_clock
-    elif model_t is TableModel:
+    elif model_t is TableModel or model_t is MixedModel:
         return clock + n_renorm * QIF_RENORM_SHIFT
     else:
         return (clock + n_renorm * QIF_RENORM_SHIFT) * m.tau_per_clock
@@ -234,6 +297,13 @@ cdef inline double model_renorm(const model_t* m, double x) noexcept nogil:
         return x * (1.0 / LIF_RENORM_FACTOR)
     else:
         return x - QIF_RENORM_SHIFT
+
+
+cdef inline double model_renorm_state(const model_t* m, Py_ssize_t i, double s) noexcept nogil:
+    if model_t is MixedModel:
+        if m.p[i].kind == MIXED_LIF_SUB:
+            return s * m.p[i].renorm
+    return model_renorm(m, s)
 
 
 cdef inline double model_advance(const model_t* m, double clock, double offset) noexcept nogil:
@@ -259,6 +329,7 @@ cdef enum:
     MODEL_QIF_TIME = 1
     MODEL_QIF_PHASE = 2
     MODEL_TABLE = 3
+    MODEL_MIXED = 4
 
 
 cdef class BoundModel:
@@ -268,10 +339,12 @@ cdef class BoundModel:
     cdef readonly str representation     # "phase" (shared phase velocity) or "time"
     cdef readonly int code               # which struct the engine uses: MODEL_LIF, MODEL_QIF_TIME, ...
     cdef readonly object drive
+    cdef readonly object tau_rel         # mixed model: tau_i / time_unit per neuron (None otherwise)
     cdef LIFModel lif
     cdef QIFModel qif
     cdef QIFPhaseModel qifp
     cdef TableModel tab
+    cdef MixedModel mix
     cdef long long tab_below             # counter behind tab.n_below
     cdef readonly CompiledTable compiled # owns the table arrays tab.maps points into
     cdef readonly BitsHolder fused      # owns the arrays of tab.fused (None: no fused map)

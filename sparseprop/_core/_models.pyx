@@ -10,8 +10,12 @@ import numpy as np
 
 LIF_PARAMS_DTYPE = np.dtype([("scale", "f8"), ("fire", "f8"), ("reset", "f8"), ("free", "f8")])
 QIF_PARAMS_DTYPE = np.dtype([("omega", "f8"), ("inv_omega", "f8"), ("inv_sqrt_drive", "f8")])
+MIXED_PARAMS_DTYPE = np.dtype([("omega", "f8"), ("inv_omega", "f8"), ("inv_sqrt_drive", "f8"), ("kind", "f8"),
+                               ("rate", "f8"), ("inv_rate", "f8"), ("q", "f8"), ("fire", "f8"), ("reset", "f8"),
+                               ("renorm", "f8")])
 assert LIF_PARAMS_DTYPE.itemsize == sizeof(LIFParams)
 assert QIF_PARAMS_DTYPE.itemsize == sizeof(QIFParams)
+assert MIXED_PARAMS_DTYPE.itemsize == sizeof(MixedParams)
 
 
 cdef class NeuronModel:
@@ -338,7 +342,161 @@ def _eif(table=None, table_sha256=None):
     return TableNeuron(_EIF_SEED_TABLE if table is None else table, table_sha256)
 
 
-MODELS = {"lif": LIF, "qif": QIF, "table": TableNeuron, "eif": _eif}
+class Mixed(NeuronModel):
+    """Several neuron models in one network, assigned to contiguous blocks of neuron ids.
+
+    Parameters
+    ----------
+    parts : sequence of (model, count)
+        ``model`` is ``sp.LIF(...)``, ``sp.QIF()`` or a registry name (``"lif"``, ``"qif"``);
+        ``count`` > 0 neurons get it, in id order: the first ``count`` ids the first model, and so on.
+
+    Notes
+    -----
+    Networks with a Mixed model (or a per-neuron membrane time constant) run on the engine's
+    time-based mixed representation (see ``sparseprop/_core/_models.pxd``). Table models
+    (`TableNeuron`) cannot be mixed yet. Phases (``phase_reset``, ``phase_threshold``) and the
+    LIF ``v_reset`` are per-neuron arrays; a QIF neuron reads ``v_reset`` as 0 (it never uses it).
+
+    Examples
+    --------
+    >>> m = Mixed([(LIF(v_reset=0.5), 800), (QIF(), 200)])
+    >>> m.parts[1]
+    (QIF(), 800, 1000)
+    """
+    name = "mixed"
+
+    def __init__(self, parts):
+        if isinstance(parts, (str, NeuronModel)) or not hasattr(parts, "__iter__"):
+            raise TypeError(f"parts: expected a sequence of (model, count) pairs, got {parts!r}")
+        out = []
+        start = 0
+        for item in parts:
+            try:
+                model, count = item
+            except (TypeError, ValueError):
+                raise TypeError(f"parts: each item must be a (model, count) pair, got {item!r}") from None
+            if isinstance(model, str):
+                model = make_model(model)
+            if isinstance(model, Mixed):
+                raise TypeError("parts: a Mixed model cannot contain another Mixed model")
+            if not isinstance(model, (LIF, QIF)):
+                if isinstance(model, TableNeuron):
+                    raise ValueError("parts: table models (TableNeuron, 'eif') cannot be mixed with other models "
+                                     "yet; use one table model per network")
+                raise TypeError(f"parts: expected sp.LIF(...), sp.QIF() or a model name, got {model!r}")
+            if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0:
+                raise ValueError(f"parts: each count must be a positive integer, got {count!r} for {model!r}")
+            out.append((model, start, start + int(count)))
+            start += int(count)
+        if not out:
+            raise ValueError("parts: a Mixed model needs at least one (model, count) pair")
+        self.parts = tuple(out)
+        self.n = start
+
+    def params(self):
+        return {"parts": [[m.name, m.params(), stop - start] for m, start, stop in self.parts]}
+
+    def __reduce__(self):
+        return (Mixed, ([(m, stop - start) for m, start, stop in self.parts],))
+
+    def __repr__(self):
+        return f"Mixed([{', '.join(f'({m!r}, {stop - start})' for m, start, stop in self.parts)}])"
+
+    def _per_neuron(self, f, *arrays):
+        """Concatenate f(model, *slices) over the parts (arrays broadcast to (n,))."""
+        arrays = [np.broadcast_to(np.asarray(a, dtype=np.float64), (self.n,)) for a in arrays]
+        return np.concatenate([np.broadcast_to(f(m, *(a[start:stop] for a in arrays)), (stop - start,))
+                               for m, start, stop in self.parts])
+
+    @property
+    def phase_reset(self):
+        return self._per_neuron(lambda m: m.phase_reset)
+
+    @property
+    def phase_threshold(self):
+        return self._per_neuron(lambda m: m.phase_threshold)
+
+    @property
+    def v_reset(self):
+        return self._per_neuron(lambda m: getattr(m, "v_reset", 0.0))
+
+    def uniform(self):
+        """The single model when every part has the same one, else None."""
+        first = self.parts[0][0]
+        return first if all(m == first for m, _, _ in self.parts) else None
+
+    def _check_drive(self, drive):
+        self._per_neuron(lambda m, d: m._check_drive(d) or 0.0, drive)
+
+    def suprathreshold(self, drive):
+        return self._per_neuron(lambda m, d: m.suprathreshold(d), drive).astype(bool)
+
+    def phase_velocity(self, drive):
+        return self._per_neuron(lambda m, d: m.phase_velocity(d), drive)
+
+    def period(self, drive):
+        return self._per_neuron(lambda m, d: m.period(d), drive)
+
+    def voltage_from_phase(self, phi, drive):
+        return self._per_neuron(lambda m, p, d: m.voltage_from_phase(p, d), phi, drive)
+
+    def phase_from_voltage(self, v, drive):
+        return self._per_neuron(lambda m, x, d: m.phase_from_voltage(x, d), v, drive)
+
+    def ptc(self, phi, w, drive):
+        return self._per_neuron(lambda m, p, x, d: m.ptc(p, x, d), phi, w, drive)
+
+    def bind(self, drive, Py_ssize_t n):
+        return bind_time(self, drive, np.ones(n))
+
+
+def _mixed(parts):
+    """Mixed model from `params()` (items [name, params, count]) or (model, count) pairs."""
+    return Mixed([(make_model(p[0], **p[1]), p[2]) if len(p) == 3 else tuple(p) for p in parts])
+
+
+def bind_time(model, drive, tau_rel):
+    """Bind LIF/QIF neurons with per-neuron membrane time constants to the engine's mixed model.
+
+    `model` is a LIF, QIF or Mixed model, `drive` scalar or (n,), `tau_rel` (n,) = tau_i / time_unit
+    (>= 1: the clock unit is the smallest tau)."""
+    tau_rel = np.ascontiguousarray(tau_rel, dtype=np.float64)
+    n = tau_rel.shape[0]
+    if isinstance(model, TableNeuron):
+        raise ValueError("tau: a table model needs one membrane time constant for the whole network (a table "
+                         "describes one drive and one tau); per-neuron tau works with LIF and QIF")
+    parts = model.parts if isinstance(model, Mixed) else ((model, 0, n),)
+    covered = parts[len(parts) - 1][2]          # (no negative indexing: wraparound is off)
+    if covered != n:
+        raise ValueError(f"model: the Mixed model covers {covered} neurons but the network has {n}")
+    d = np.ascontiguousarray(np.broadcast_to(np.asarray(drive, dtype=np.float64), (n,)))
+    model._check_drive(d)
+    p = np.zeros(n, dtype=MIXED_PARAMS_DTYPE)
+    p["rate"] = 1.0 / tau_rel
+    p["inv_rate"] = tau_rel
+    for m, start, stop in parts:
+        sl = slice(start, stop)
+        ds, rate = d[sl], p["rate"][sl]
+        if isinstance(m, QIF):
+            p["kind"][sl] = MIXED_QIF
+            p["omega"][sl] = 2.0 * np.sqrt(ds) * rate
+            p["inv_omega"][sl] = 1.0 / p["omega"][sl]
+            p["inv_sqrt_drive"][sl] = 1.0 / np.sqrt(ds)
+            continue
+        supra = ds > 1.0
+        safe = np.where(supra, ds - 1.0, 1.0)
+        p["kind"][sl] = np.where(supra, MIXED_LIF_FREE, MIXED_LIF_SUB)
+        p["q"][sl] = np.where(supra, 1.0 / safe, 1.0)
+        p["fire"][sl] = np.where(supra, 0.0, ds - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            period = np.log((ds - m.v_reset) / safe) * tau_rel[sl]
+        p["reset"][sl] = np.where(supra, period, ds - m.v_reset)
+        p["renorm"][sl] = np.where(supra, 1.0, np.exp(-QIF_RENORM_SHIFT * rate))
+    return BoundModel(model, d, p, "time", tau_rel)
+
+
+MODELS = {"lif": LIF, "qif": QIF, "table": TableNeuron, "eif": _eif, "mixed": _mixed}
 
 _QCOS = np.array([1.0, 0.0, -1.0, 0.0])
 _QSIN = np.array([0.0, 1.0, 0.0, -1.0])
@@ -385,11 +543,16 @@ cdef class BoundModel:
     `clock` arguments are engine clocks (see _models.pxd): for LIF E = exp(t/tau) renormalised,
     for QIF the phase (shared drive) or t/tau (per-neuron drive).
     """
-    def __init__(self, model, drive, params, representation):
+    def __init__(self, model, drive, params, representation, tau_rel=None):
         self.model = model
         self.drive = drive
         self.params = params
         self.representation = representation
+        self.tau_rel = tau_rel
+        if tau_rel is not None:
+            self.code = MODEL_MIXED
+            self.mix.p = <const MixedParams*><size_t>params.ctypes.data
+            return
         if isinstance(model, TableNeuron):
             self.code = MODEL_TABLE
             self.compiled = (<TableNeuron>model).compiled
@@ -444,11 +607,33 @@ cdef class BoundModel:
     @property
     def initial_clock(self):
         """Clock value at t = 0."""
-        return 1.0 if self.kind == "lif" else 0.0
+        return 1.0 if self.code == MODEL_LIF else 0.0
+
+    def subset(self, ids):
+        """The model bound to neurons `ids` only (for their voltage conversions)."""
+        if self.params is None or self.params.shape[0] == 1:
+            return self
+        ids = np.asarray(ids)
+        tau_rel = None if self.tau_rel is None else self.tau_rel[ids]
+        return BoundModel(self.model, np.ascontiguousarray(np.broadcast_to(self.drive, self.params.shape)[ids]),
+                          np.ascontiguousarray(self.params[ids]), self.representation, tau_rel)
+
+    def _mixed_kinds(self):
+        k = self.params["kind"]
+        return k == MIXED_LIF_FREE, k == MIXED_LIF_SUB, k == MIXED_QIF
 
     def state_from_voltage(self, v, double clock):
         v = np.asarray(v, dtype=np.float64)
         d = self.drive
+        if self.code == MODEL_MIXED:
+            p = self.params
+            free, sub, qif = self._mixed_kinds()
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                y = p["q"] * (d - v) - 1.0
+                s_free = np.where(y > 0.0, clock + np.log1p(np.maximum(y, 0.0)) * p["inv_rate"], clock + y)
+                s_sub = (d - v) * np.exp(p["rate"] * clock)
+                s_qif = clock + 2.0 * np.arctan2(np.sqrt(np.where(qif, d, 1.0)), v) * p["inv_omega"]
+            return np.where(free, s_free, np.where(sub, s_sub, s_qif))
         if self.code == MODEL_TABLE:
             return clock + np.asarray(self.compiled.time_to_spike(v))
         if self.kind == "lif":
@@ -461,6 +646,12 @@ cdef class BoundModel:
 
     def state_from_phase(self, phi, double clock):
         phi = np.asarray(phi, dtype=np.float64)
+        if self.code == MODEL_MIXED:
+            # remaining time to threshold: (1 - phi) periods (LIF), (pi - phi)/omega (QIF)
+            p = self.params
+            free, sub, qif = self._mixed_kinds()
+            s = np.where(qif, clock + (np.pi - phi) * p["inv_omega"], clock + (1.0 - phi) * p["reset"])
+            return np.where(sub, np.nan, s)
         if self.code == MODEL_TABLE:
             return clock + (1.0 - phi) * self.compiled.period     # phi = 0: one period (= reset)
         if self.kind == "lif":
@@ -472,6 +663,15 @@ cdef class BoundModel:
     def voltage_from_state(self, s, double clock):
         s = np.asarray(s, dtype=np.float64)
         d = self.drive
+        if self.code == MODEL_MIXED:
+            p = self.params
+            free, sub, qif = self._mixed_kinds()
+            r = s - clock
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                v_free = d - (1.0 + np.where(r > 0.0, np.expm1(p["rate"] * np.maximum(r, 0.0)), r)) / p["q"]
+                v_sub = d - s * np.exp(-p["rate"] * clock)
+                v_qif = np.sqrt(np.where(qif, d, 1.0)) / np.tan(0.5 * p["omega"] * r)
+            return np.where(free, v_free, np.where(sub, v_sub, v_qif))
         if self.code == MODEL_TABLE:
             return np.asarray(self.compiled.voltage_from_time(np.maximum(s - clock, 0.0)))
         if self.kind == "lif":
@@ -487,7 +687,7 @@ cdef class BoundModel:
         """Engine clock at time t_tau (units of tau) in the renormalisation epoch n_renorm."""
         if self.code == MODEL_LIF:
             return exp(t_tau - n_renorm * LIF_RENORM_LOG)       # libm exp, as the engine's model_clock_at
-        if self.code == MODEL_QIF_TIME or self.code == MODEL_TABLE:
+        if self.code == MODEL_QIF_TIME or self.code == MODEL_TABLE or self.code == MODEL_MIXED:
             return t_tau - n_renorm * QIF_RENORM_SHIFT
         theta = t_tau / self.qifp.tau_per_clock - n_renorm * 4.0 * np.pi
         return float(_key_from_half_angle(0.5 * theta))
@@ -497,6 +697,9 @@ cdef class BoundModel:
         """Voltage right after a spike (what a refractory neuron reads)."""
         if self.code == MODEL_TABLE:
             return float(self.model.table.v_reset)
+        if self.code == MODEL_MIXED:
+            v_reset = np.broadcast_to(getattr(self.model, "v_reset", 0.0), self.params.shape)
+            return np.where(self.params["kind"] == MIXED_QIF, -np.inf, v_reset)
         return float(getattr(self.model, "v_reset", -np.inf))
 
     def clock_offset(self, dt_tau, name="dt_tau"):
@@ -508,6 +711,16 @@ cdef class BoundModel:
         if self.code == MODEL_QIF_PHASE:
             raise ValueError("the QIF phase clock has no fixed offset; bind with representation 'time'")
         dt = np.asarray(dt_tau, dtype=np.float64)
+        if self.code == MODEL_MIXED:
+            # subthreshold LIF states are (I - V) exp(t/tau_i): a refractory end (where the reset
+            # state is computed) must stay within LIF_MAX_ADVANCE of that neuron's tau
+            own = np.broadcast_to(dt, self.params.shape) * self.params["rate"]
+            lif = self.params["kind"] != MIXED_QIF
+            if name == "refractory" and np.any(own[lif] > LIF_MAX_ADVANCE):
+                raise ValueError(f"{name}: {float(np.max(own[lif])):g} tau of a LIF neuron is longer than the "
+                                 f"engine's limit of {LIF_MAX_ADVANCE:g} membrane time constants; use shorter "
+                                 "periods or a longer membrane time constant")
+            return dt
         if self.code != MODEL_LIF:
             return dt
         if np.any(dt > LIF_MAX_ADVANCE):
