@@ -229,7 +229,8 @@ class Network:
         if np.ndim(self.tau):
             self.tau = self.tau.copy()                 # frozen: the user's array stays writeable
             self.tau.flags.writeable = False
-            bind_time(model, self.drive, self.tau / self.time_unit)    # table models refuse here
+        if self.uses_mixed_engine():
+            self.bind()                                # table models and out-of-range drives refuse here
         if connectivity is None:
             raise ValueError("connectivity: pass sparseprop.FixedOutDegree(...) or SparseConnectivity(...)")
         if not isinstance(connectivity, (FixedOutDegree, SparseConnectivity)):
@@ -264,15 +265,17 @@ class Network:
         """The engine's unit of time in seconds: tau, or the smallest tau when it varies."""
         return float(np.min(self.tau))
 
-    def heterogeneous(self):
-        """True when the network mixes models or membrane time constants (the engine's mixed model)."""
-        return isinstance(self.model, Mixed) or np.ndim(self.tau) != 0
+    def uses_mixed_engine(self):
+        """True when the network mixes models or membrane time constants, or has excitable QIF
+        neurons (drive <= 0): the engine's time-based mixed model runs it."""
+        return (isinstance(self.model, Mixed) or np.ndim(self.tau) != 0
+                or (self.model.name == "qif" and bool(np.any(np.asarray(self.drive) <= 0.0))))
 
     def bind(self, time_based=False):
         """The model bound to this network's drive, in the representation the engine uses (QIF
         networks with delays, refractoriness or inputs run time-based; ``time_based=True`` makes
         any QIF network do so, as taped runs do: the backward pass has one QIF form)."""
-        if self.heterogeneous():
+        if self.uses_mixed_engine():
             return bind_time(self.model, self.drive, np.broadcast_to(self.tau, (self.n,)) / self.time_unit)
         drive = self.drive
         if (time_based or self.uses_event_sources()) and self.model.name == "qif" and np.ndim(drive) == 0:

@@ -46,9 +46,9 @@ def _initial_states(network, bound, seed_ic, initial_phases, initial_voltages):
     if np.all(supra):
         return bound.state_from_phase(phases, bound.initial_clock)
     # Fluctuation-driven neurons have no phase: start them at a uniform voltage below threshold
-    # (the map from phases is evaluated on the suprathreshold ones only).
-    v_low = getattr(m, "v_reset", 0.0)
-    states = bound.state_from_voltage(v_low + u * (1.0 - v_low), bound.initial_clock)
+    # (LIF: [v_reset, 1); QIF: between rest and threshold) (the map from phases is evaluated on the
+    # suprathreshold ones only).
+    states = bound.state_from_voltage(m._start_below(u, network.drive), bound.initial_clock)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         from_phase = bound.state_from_phase(np.where(supra, phases, m.phase_reset), bound.initial_clock)
     return np.where(supra, from_phase, states)
@@ -495,9 +495,10 @@ def _check_tape(network, state, record):
     if network.model.name not in ("lif", "qif", "table"):
         raise ValueError(f"tape: the backward pass supports LIF, QIF and table-model networks (sp.LIF, sp.QIF, "
                          f"sp.TableNeuron), not the {network.model.name!r} model")
-    if np.ndim(network.tau):
-        raise ValueError("tape: the backward pass needs one membrane time constant tau for the whole network "
-                         "(per-neuron tau is simulated exactly but not differentiated yet)")
+    if network.uses_mixed_engine():
+        raise ValueError("tape: the backward pass needs one model and one membrane time constant tau for the "
+                         "whole network, and QIF drive > 0 (per-neuron tau, mixed models and excitable QIF "
+                         "neurons are simulated exactly but not differentiated yet)")
     conn = network.connectivity
     if not isinstance(conn, SparseConnectivity):
         raise ValueError("tape: gradients need explicit connectivity (SparseConnectivity or a NetworkBuilder "
@@ -536,8 +537,9 @@ def _check_can_fire(network, bound, states, clock, t_max):
     # duration (voltages, sampled or final, respond to them); with spikes= only it could never end
     if np.any(network.suprathreshold()) or network.has_events() or (t_max is not None and network.inputs):
         return
-    # No free orbit anywhere: only a neuron already at threshold could start activity.
-    if not np.any(bound.voltage_from_state(states, clock) >= 1.0):
-        raise ValueError("drive: no neuron reaches threshold on its own (LIF needs drive > 1), none "
-                         "starts at threshold and no excitatory input is given, so nothing can ever fire; "
-                         "raise the drive or add excitatory inputs")
+    # No free orbit anywhere: only a neuron already at (LIF) or past (excitable QIF) threshold could
+    # start activity.
+    if not np.any(bound.can_fire(states, clock)):
+        raise ValueError("drive: no neuron reaches threshold on its own (LIF needs drive > 1, QIF drive > 0), "
+                         "none starts at or past threshold and no excitatory input is given, so nothing can "
+                         "ever fire; raise the drive or add excitatory inputs")

@@ -514,8 +514,8 @@ def test_population_errors():
         b.population("Z", 3, drive=[1.0, 2.0])
     with pytest.raises(ValueError, match="refractory"):
         b.population("Z", 3, refractory=-0.001)
-    with pytest.raises(ValueError, match="drive: the QIF model needs drive > 0"):
-        b.population("Z", 3, model=sp.QIF())                        # per-population model, checked drive
+    with pytest.raises(ValueError, match="model: unknown model"):
+        b.population("Z", 3, model="hh")
     with pytest.raises(TypeError, match="model"):
         b.population("Z", 3, model=object())
     with pytest.raises(TypeError, match="model"):

@@ -99,13 +99,19 @@ def test_drive_wrong_shape(shape):
         _build_and_run(sp.LIF(), 10, np.full(shape, 2.0))
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0])
-def test_qif_drive_nonpositive(bad):
-    with pytest.raises(ValueError, match="drive"):
-        _build_and_run(sp.QIF(), 10, bad)
+@pytest.mark.parametrize("excitable", [0.0, -1.0])
+def test_qif_drive_nonpositive(excitable):
+    # excitable QIF neurons (drive <= 0) run, but an inhibitory network of them started below
+    # threshold can never fire: the "nothing can ever fire" error names the drive
+    with pytest.raises(ValueError, match="drive: no neuron reaches threshold"):
+        _build_and_run(sp.QIF(), 10, excitable)
     arr = np.full(10, 1.0)
-    arr[4] = bad
-    with pytest.raises(ValueError, match="drive"):
+    arr[4] = excitable
+    res = _build_and_run(sp.QIF(), 10, arr, spikes=200, seed_ic=3)
+    assert res.metadata["representation"] == "time" and 4 not in set(res.neurons.tolist())
+    # far below zero the excitable engine's range ends: a clear error, not an overflow
+    arr[4] = -1e4
+    with pytest.raises(ValueError, match="drive: QIF neuron 4"):
         _build_and_run(sp.QIF(), 10, arr)
 
 

@@ -26,13 +26,13 @@ import numpy as np
 
 from sparseprop._core._typedefs cimport id_t
 from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap_build, heap_update,
-                                     heap_change_key, heap_key, heap_prefetch, prefetch)
+                                     heap_change_key, heap_key, heap_prefetch, heap_heapify, prefetch)
 from sparseprop._core._rng cimport draw_targets, next64, bounded
 from sparseprop._core._memory cimport big_alloc
 from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel, MixedModel,
                                        model_t, model_begin_spike, model_input, model_key, model_reset,
                                        model_elapsed, model_renorm_due, model_renorm, model_renorm_state,
-                                       model_advance, model_clock_at, LIF_MAX_ADVANCE,
+                                       model_advance, model_clock_at, LIF_MAX_ADVANCE, QIF_RENORM_SHIFT,
                                        MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE, MODEL_MIXED)
 
 # Prefetch distances (in targets) for the neuron slot and, once its position is known, the heap node
@@ -409,10 +409,26 @@ cdef inline void queue_prefetch(const queue_t* q, id_t i) noexcept nogil:
 
 
 cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexcept nogil:
-    """Rescale every clock value exactly (power-of-two operation): order and bits preserved."""
+    """Rescale every clock value exactly (power-of-two operation): order and bits preserved (the mixed
+    model's rescaled states get their keys recomputed)."""
     cdef Py_ssize_t i, f
+    if model_t is MixedModel:
+        # the next event is at clock >= 8: "now" may move to 4 (free flow changes nothing stored), so
+        # that the renormalised clock stays >= 0 where exp(rate * clock) of the exponential-form
+        # states cannot underflow, however long a silent stretch lasts
+        if e.clock < QIF_RENORM_SHIFT:
+            e.clock = QIF_RENORM_SHIFT
+    cdef double at
     for i in range(e.n):
-        e.slots[i].payload = model_renorm_state(m, i, e.slots[i].payload)
+        at = e.clock
+        if model_t is MixedModel:
+            # a refractory neuron's state is its reset at the end of the period (its key)
+            if queue_t is Heap:
+                if q.nodes[e.slots[i].pos].flag != 0:
+                    at = q.nodes[e.slots[i].pos].key
+            elif q.flags[i] != 0:
+                at = q.keys[i]
+        e.slots[i].payload = model_renorm_state(m, i, e.slots[i].payload, at)
     if queue_t is Heap:
         for i in range(q.size):
             q.nodes[i].key = model_renorm(m, q.nodes[i].key)
@@ -421,6 +437,17 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
             q.keys[i] = model_renorm(m, q.keys[i])
     e.clock = model_renorm(m, e.clock)
     e.n_renorm += 1
+    if model_t is MixedModel:
+        # some states were rescaled (rounded): recompute the keys from them, as a continued run does
+        if queue_t is Heap:
+            for i in range(q.size):
+                if q.nodes[i].flag == 0:
+                    q.nodes[i].key = model_key(m, q.nodes[i].id, e.slots[q.nodes[i].id].payload, e.clock)
+            heap_heapify(q)
+        else:
+            for i in range(q.n):
+                if q.flags[i] == 0:
+                    q.keys[i] = model_key(m, i, e.slots[i].payload, e.clock)
     for f in range(src.n_fifo):
         for i in range(src.fifos[f].size):
             src.fifos[f].buf[(src.fifos[f].head + i) & (src.fifos[f].cap - 1)].clock = model_renorm(

@@ -89,6 +89,14 @@ cdef inline void heap_sift_down(Heap* h, Py_ssize_t p) noexcept nogil:
     h.entries[moving.id].pos = <id_t>p
 
 
+cdef inline void heap_heapify(Heap* h) noexcept nogil:
+    """Restore the heap order after arbitrary key changes in place (Floyd, linear time)."""
+    cdef Py_ssize_t i
+    if h.size > 1:
+        for i in range((h.size - 2) // HEAP_ARITY, -1, -1):
+            heap_sift_down(h, i)
+
+
 cdef inline double heap_key(const Heap* h, id_t i) noexcept nogil:
     return h.nodes[h.entries[i].pos].key
 

@@ -46,9 +46,7 @@ cdef void heap_build(Heap* h, const double* keys, const unsigned char* flags) no
         h.nodes[i].id = <id_t>i
         h.nodes[i].flag = 0 if flags == NULL else flags[i]
         h.entries[i].pos = <id_t>i
-    if h.size > 1:
-        for i in range((h.size - 2) // HEAP_ARITY, -1, -1):
-            heap_sift_down(h, i)
+    heap_heapify(h)
 
 
 def heap_arity():

@@ -35,9 +35,16 @@
 #        subthreshold LIF: s = (I - V) exp(rate c), as the LIF clock (one exp per input); its
 #          key is +inf, or c once V >= 1. A renormalisation multiplies s by exp(-4 rate)
 #          (one rounding; every other clock value shifts exactly by 4).
-#        QIF: as QIF time-based, with omega per clock unit = 2 sqrt(I) rate.
-#        No key depends on a rounded renormalised state: keys shift by exactly 4 like the clock,
-#        so a continued run is bit-identical to one long run.
+#        QIF, I > 0: as QIF time-based, with omega per clock unit = 2 sqrt(I) rate.
+#        QIF, I = -a^2 < 0 (excitable: rest -a, threshold a): X = (V - a)/(V + a) grows as
+#          exp(g t) on the free flow (g = 2 a rate), so s = X exp(-g c); an input is a Moebius map
+#          of X; the neuron fires (V = +inf, X = 1) at -log(s)/g when 0 < X < 1, never otherwise
+#          (X > 1: below -a after a reset; X < 0: between -a and a). |X| is capped at 2**600
+#          (V = -a to double precision) so that nothing overflows.
+#        QIF, I = 0: u = -1/V grows at rate 1 (own time): s = u - rate c, fires at -s/rate if u < 0.
+#        Renormalisation shifts time-form states by exactly 4 and rescales the others (one
+#        rounding); keys are then recomputed from the states (and the heap rebuilt), as a continued
+#        run computes them, so a continued run is bit-identical to one long run.
 # Interface (all nogil, noexcept, inlined per model by the fused type `model_t`):
 #   model_begin_spike(m, clock)             per-spike precomputation from the new clock
 #   model_input(m, i, s, clock, w) -> s'    state after an input of size w (voltage jump)
@@ -47,9 +54,9 @@
 #   model_renorm_due(m, clock), model_renorm(m, x): rescale clock, states and keys by an exact
 #     power-of-two operation (multiply by 2**-64 for LIF, subtract 4 for QIF and tables), so precision never
 #     decays and a continued run is bit-identical to one long run.
-#   model_renorm_state(m, i, s): the same for neuron i's state (differs only for mixed subthreshold LIF)
+#   model_renorm_state(m, i, s, clock): the same for neuron i's state (differs for some mixed-model kinds)
 # Per-neuron parameters are an array of structs with stride 0 (shared) or 1 (one per neuron).
-from libc.math cimport log, exp, tan, atan2, floor, fabs, log1p, expm1, INFINITY
+from libc.math cimport log, exp, tan, atan2, floor, fabs, log1p, expm1, fmin, copysign, nextafter, INFINITY
 from sparseprop._core._chebyshev cimport (TableMaps, BitsGrid, CompiledTable, BitsHolder, maps_input,
                                           bits_eval)
 
@@ -95,6 +102,15 @@ cdef enum:
     MIXED_LIF_FREE = 0     # LIF with I > 1: time form
     MIXED_LIF_SUB = 1      # LIF with I <= 1: multiplicative form
     MIXED_QIF = 2
+    MIXED_QIF_EXC = 3      # QIF with I < 0
+    MIXED_QIF_ZERO = 4     # QIF with I = 0
+
+
+cdef extern from *:
+    """
+    #define SPARSEPROP_QIF_X_CAP 4.149515568880993e+180   /* 2**600 */
+    """
+    const double QIF_X_CAP "SPARSEPROP_QIF_X_CAP"
 
 
 ctypedef struct MixedParams:
@@ -106,6 +122,10 @@ ctypedef struct MixedParams:
     double fire           # LIF sub: I - 1 (fires when s <= fire exp(rate c))
     double reset          # LIF free: period in clock units; LIF sub: I - v_reset
     double renorm         # LIF sub: exp(-4 rate), the state factor of one renormalisation
+    double a              # QIF I < 0: sqrt(-I)
+    double growth         # QIF I < 0: g = 2 a rate, growth rate of log X per clock unit
+    double inv_growth
+    double v_reset        # voltage right after a spike (-inf for QIF): what a refractory neuron reads
 
 
 ctypedef struct MixedModel:
@@ -199,6 +219,51 @@ cdef inline double mixed_lif_free_input(const MixedParams* p, double s, double c
     return clock + y                               # at or past threshold: linear in V
 
 
+# Excitable QIF states live on a projective line where V = -inf (reset) and V = +inf (spike) meet
+# (X = 1, u = 0): a stored state is nudged by ulps until the branch its clock reads back (fires:
+# 0 < X < 1, u < 0; does not) is the branch it was computed in, so rounding can never turn a
+# neuron just reset into one about to fire (or back), in an input, a reset or a renormalisation.
+cdef inline double qif_exc_store(double x, double e) noexcept nogil:
+    """State s = X/e that reads back (s e) on the same side of 0 and 1 as X."""
+    cdef double s = copysign(fmin(fabs(x), QIF_X_CAP), x) / e
+    if x >= 1.0:
+        while s * e < 1.0:
+            s = nextafter(s, INFINITY)
+    elif x > 0.0:
+        while s * e >= 1.0:
+            s = nextafter(s, 0.0)
+    return s
+
+
+cdef inline double qif_zero_store(double u, double rc) noexcept nogil:
+    """State s = u - rc (rc = rate * clock) that reads back (s + rc) with the sign class of u (< 0 or not)."""
+    cdef double s = u - rc
+    if u < 0.0:
+        while not s + rc < 0.0:
+            s = nextafter(s, -INFINITY)
+    else:
+        while s + rc < 0.0:
+            s = nextafter(s, INFINITY)
+    return s
+
+
+cdef inline double qif_exc_input(const MixedParams* p, double s, double clock, double w) noexcept nogil:
+    cdef double e = exp(p.growth * clock)
+    cdef double x = s * e                          # X = (V - a)/(V + a)
+    cdef double d = w * (1.0 - x)
+    if d == 0.0:
+        return s                                   # X = 1 (V = -inf, just reset): no effect
+    return qif_exc_store((2.0 * p.a * x + d) / (2.0 * p.a + d), e)
+
+
+cdef inline double qif_zero_input(const MixedParams* p, double s, double clock, double w) noexcept nogil:
+    cdef double rc = p.rate * clock
+    cdef double u = s + rc                         # u = -1/V
+    if u == 0.0:
+        return s                                   # V = -inf (just reset): no effect
+    return qif_zero_store(-1.0 / (-1.0 / u + w), rc)
+
+
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
     cdef double r, y, x0, y0, rx, ry, nx, ny, p
@@ -210,7 +275,11 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
             return mixed_lif_free_input(&m.p[i], s, clock, w)
         if m.p[i].kind == MIXED_LIF_SUB:
             return s - w * exp(m.p[i].rate * clock)
-        return qif_time_input(&m.p[i].qif, s, clock, w)
+        if m.p[i].kind == MIXED_QIF:
+            return qif_time_input(&m.p[i].qif, s, clock, w)
+        if m.p[i].kind == MIXED_QIF_EXC:
+            return qif_exc_input(&m.p[i], s, clock, w)
+        return qif_zero_input(&m.p[i], s, clock, w)
     elif model_t is TableModel:
         r = s - clock
         if w == m.fused.w and r >= m.fused.t_lo and r <= m.fused.t_hi:
@@ -244,6 +313,7 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
 
 
 cdef inline double model_key(const model_t* m, Py_ssize_t i, double s, double clock) noexcept nogil:
+    cdef double x
     if model_t is LIFModel:
         if s <= m.p[i * m.stride].fire * clock:
             return clock
@@ -251,7 +321,18 @@ cdef inline double model_key(const model_t* m, Py_ssize_t i, double s, double cl
     elif model_t is MixedModel:
         if m.p[i].kind == MIXED_LIF_SUB:
             return clock if s <= m.p[i].fire * exp(m.p[i].rate * clock) else INFINITY
-        return s if s > clock else clock
+        if m.p[i].kind == MIXED_QIF_EXC:
+            x = s * exp(m.p[i].growth * clock)
+            if not (x > 0.0 and x < 1.0):
+                return INFINITY
+            x = -log(s) * m.p[i].inv_growth        # from s alone: the same bits whatever the clock
+        elif m.p[i].kind == MIXED_QIF_ZERO:
+            if not s + m.p[i].rate * clock < 0.0:
+                return INFINITY
+            x = -s * m.p[i].inv_rate
+        else:
+            x = s
+        return x if x > clock else clock
     else:
         return s
 
@@ -264,7 +345,11 @@ cdef inline double model_reset(const model_t* m, Py_ssize_t i, double clock) noe
             return clock + m.p[i].reset
         if m.p[i].kind == MIXED_LIF_SUB:
             return m.p[i].reset * exp(m.p[i].rate * clock)
-        return clock + 6.283185307179586 * m.p[i].qif.inv_omega
+        if m.p[i].kind == MIXED_QIF:
+            return clock + 6.283185307179586 * m.p[i].qif.inv_omega
+        if m.p[i].kind == MIXED_QIF_EXC:
+            return qif_exc_store(1.0, exp(m.p[i].growth * clock))        # X = 1
+        return qif_zero_store(0.0, m.p[i].rate * clock)                 # u = 0
     elif model_t is QIFPhaseModel:
         return clock + 2.0                         # half a turn of the half-phase: one period
     elif model_t is TableModel:
@@ -299,10 +384,15 @@ cdef inline double model_renorm(const model_t* m, double x) noexcept nogil:
         return x - QIF_RENORM_SHIFT
 
 
-cdef inline double model_renorm_state(const model_t* m, Py_ssize_t i, double s) noexcept nogil:
+cdef inline double model_renorm_state(const model_t* m, Py_ssize_t i, double s, double clock) noexcept nogil:
+    """Neuron i's state s at `clock` in the renormalised epoch (clock - 4 for the time-based models)."""
     if model_t is MixedModel:
         if m.p[i].kind == MIXED_LIF_SUB:
             return s * m.p[i].renorm
+        if m.p[i].kind == MIXED_QIF_EXC:
+            return qif_exc_store(s * exp(m.p[i].growth * clock), exp(m.p[i].growth * (clock - QIF_RENORM_SHIFT)))
+        if m.p[i].kind == MIXED_QIF_ZERO:
+            return qif_zero_store(s + m.p[i].rate * clock, m.p[i].rate * (clock - QIF_RENORM_SHIFT))
     return model_renorm(m, s)
 
 

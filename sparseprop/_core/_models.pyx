@@ -12,7 +12,11 @@ LIF_PARAMS_DTYPE = np.dtype([("scale", "f8"), ("fire", "f8"), ("reset", "f8"), (
 QIF_PARAMS_DTYPE = np.dtype([("omega", "f8"), ("inv_omega", "f8"), ("inv_sqrt_drive", "f8")])
 MIXED_PARAMS_DTYPE = np.dtype([("omega", "f8"), ("inv_omega", "f8"), ("inv_sqrt_drive", "f8"), ("kind", "f8"),
                                ("rate", "f8"), ("inv_rate", "f8"), ("q", "f8"), ("fire", "f8"), ("reset", "f8"),
-                               ("renorm", "f8")])
+                               ("renorm", "f8"), ("a", "f8"), ("growth", "f8"), ("inv_growth", "f8"),
+                               ("v_reset", "f8")])
+# QIF with I < 0: the growth rate g = 2 sqrt(-I) tau_unit/tau_i of X = (V - a)/(V + a) is limited so that
+# exp(g * clock) times the capped |X| (2**600) stays finite for clocks below 8 (QIF_X_CAP in _models.pxd)
+QIF_MAX_GROWTH = 32.0
 assert LIF_PARAMS_DTYPE.itemsize == sizeof(LIFParams)
 assert QIF_PARAMS_DTYPE.itemsize == sizeof(QIFParams)
 assert MIXED_PARAMS_DTYPE.itemsize == sizeof(MixedParams)
@@ -98,6 +102,10 @@ cdef class LIF(NeuronModel):
     def phase_velocity(self, drive):
         return 1.0 / self._free_period(drive)
 
+    def _start_below(self, u, drive):
+        """Initial voltages of neurons without a free orbit, from uniforms u: in [v_reset, 1)."""
+        return self.v_reset + np.asarray(u) * (1.0 - self.v_reset)
+
     def voltage_from_phase(self, phi, drive):
         return drive - (drive - self.v_reset) * np.exp(-np.asarray(phi) * self._free_period(drive))
 
@@ -141,10 +149,16 @@ cdef class QIF(NeuronModel):
     def suprathreshold(self, drive):
         return np.asarray(drive, dtype=np.float64) > 0.0
 
-    def _check_drive(self, drive):
-        if np.any(np.asarray(drive) <= 0.0):
-            raise ValueError("drive: the QIF model needs drive > 0 (excitable, fluctuation-driven "
-                             "QIF neurons are not supported yet)")
+    def _check_drive(self, drive, excitable=True):
+        if not excitable and np.any(np.asarray(drive) <= 0.0):
+            raise ValueError("drive: this QIF engine needs drive > 0; networks with excitable QIF neurons "
+                             "(drive <= 0) run on the mixed engine (sp.Network does this)")
+
+    def _start_below(self, u, drive):
+        """Initial voltages of neurons without a free orbit, from uniforms u: between the rest
+        -sqrt(-I) and the threshold sqrt(-I) (the saddle 0 for I = 0)."""
+        a = np.sqrt(-np.minimum(np.asarray(drive, dtype=np.float64), 0.0))
+        return a * (2.0 * np.asarray(u) - 1.0)
 
     def phase_velocity(self, drive):
         return 2.0 * np.sqrt(np.asarray(drive, dtype=np.float64))
@@ -159,7 +173,7 @@ cdef class QIF(NeuronModel):
         return 2.0 * np.arctan(np.tan(0.5 * np.asarray(phi)) + np.asarray(w) / np.sqrt(drive))
 
     def bind(self, drive, Py_ssize_t n):
-        self._check_drive(drive)
+        self._check_drive(drive, excitable=False)
         drive = np.asarray(drive, dtype=np.float64)
         shared = drive.ndim == 0
         d = drive.reshape(1) if shared else drive
@@ -432,6 +446,9 @@ class Mixed(NeuronModel):
     def suprathreshold(self, drive):
         return self._per_neuron(lambda m, d: m.suprathreshold(d), drive).astype(bool)
 
+    def _start_below(self, u, drive):
+        return self._per_neuron(lambda m, x, d: m._start_below(x, d), u, drive)
+
     def phase_velocity(self, drive):
         return self._per_neuron(lambda m, d: m.phase_velocity(d), drive)
 
@@ -479,10 +496,24 @@ def bind_time(model, drive, tau_rel):
         sl = slice(start, stop)
         ds, rate = d[sl], p["rate"][sl]
         if isinstance(m, QIF):
-            p["kind"][sl] = MIXED_QIF
-            p["omega"][sl] = 2.0 * np.sqrt(ds) * rate
-            p["inv_omega"][sl] = 1.0 / p["omega"][sl]
-            p["inv_sqrt_drive"][sl] = 1.0 / np.sqrt(ds)
+            supra = ds > 0.0
+            sq = np.sqrt(np.abs(ds))
+            with np.errstate(divide="ignore"):
+                p["kind"][sl] = np.where(supra, MIXED_QIF, np.where(ds < 0.0, MIXED_QIF_EXC, MIXED_QIF_ZERO))
+                p["omega"][sl] = np.where(supra, 2.0 * sq * rate, np.inf)
+                p["inv_omega"][sl] = np.where(supra, 1.0 / p["omega"][sl], 0.0)
+                p["inv_sqrt_drive"][sl] = np.where(supra, 1.0 / sq, 0.0)
+                growth = np.where(ds < 0.0, 2.0 * sq * rate, 0.0)
+                p["a"][sl] = np.where(ds < 0.0, sq, 0.0)
+                p["growth"][sl] = growth
+                p["inv_growth"][sl] = np.where(ds < 0.0, 1.0 / growth, 0.0)
+                p["renorm"][sl] = 1.0
+                p["v_reset"][sl] = -np.inf
+            if np.any(growth > QIF_MAX_GROWTH):
+                worst = start + int(np.argmax(growth))
+                raise ValueError(f"drive: QIF neuron {worst} has drive {d[worst]!r}; with its tau the engine needs "
+                                 f"2 sqrt(-drive) tau_min/tau <= {QIF_MAX_GROWTH:g} (drive >= "
+                                 f"{-(QIF_MAX_GROWTH / 2 * tau_rel[worst]) ** 2:g} for this neuron)")
             continue
         supra = ds > 1.0
         safe = np.where(supra, ds - 1.0, 1.0)
@@ -493,6 +524,7 @@ def bind_time(model, drive, tau_rel):
             period = np.log((ds - m.v_reset) / safe) * tau_rel[sl]
         p["reset"][sl] = np.where(supra, period, ds - m.v_reset)
         p["renorm"][sl] = np.where(supra, 1.0, np.exp(-QIF_RENORM_SHIFT * rate))
+        p["v_reset"][sl] = m.v_reset
     return BoundModel(model, d, p, "time", tau_rel)
 
 
@@ -620,20 +652,38 @@ cdef class BoundModel:
 
     def _mixed_kinds(self):
         k = self.params["kind"]
-        return k == MIXED_LIF_FREE, k == MIXED_LIF_SUB, k == MIXED_QIF
+        return k == MIXED_LIF_FREE, k == MIXED_LIF_SUB, k == MIXED_QIF, k == MIXED_QIF_EXC, k == MIXED_QIF_ZERO
+
+    def can_fire(self, states, double clock):
+        """Bool array: which neurons fire without further input (from their state at `clock`)."""
+        if self.code != MODEL_MIXED:
+            v = np.asarray(self.voltage_from_state(states, clock))
+            return np.asarray(self.free(), dtype=bool) | (v >= 1.0)
+        p, s = self.params, np.asarray(states, dtype=np.float64)
+        free, sub, qif, exc, zero = self._mixed_kinds()
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = s * np.exp(p["growth"] * clock)
+            return (free | qif | (sub & (s <= p["fire"] * np.exp(p["rate"] * clock)))
+                    | (exc & (x > 0.0) & (x < 1.0)) | (zero & (s + p["rate"] * clock < 0.0) & np.isfinite(s)))
 
     def state_from_voltage(self, v, double clock):
         v = np.asarray(v, dtype=np.float64)
         d = self.drive
         if self.code == MODEL_MIXED:
             p = self.params
-            free, sub, qif = self._mixed_kinds()
+            free, sub, qif, exc, zero = self._mixed_kinds()
+            a = p["a"]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 y = p["q"] * (d - v) - 1.0
-                s_free = np.where(y > 0.0, clock + np.log1p(np.maximum(y, 0.0)) * p["inv_rate"], clock + y)
-                s_sub = (d - v) * np.exp(p["rate"] * clock)
-                s_qif = clock + 2.0 * np.arctan2(np.sqrt(np.where(qif, d, 1.0)), v) * p["inv_omega"]
-            return np.where(free, s_free, np.where(sub, s_sub, s_qif))
+                x = np.where(np.isneginf(v), 1.0, (v - a) / (v + a))
+                x = np.copysign(np.minimum(np.abs(x), QIF_X_CAP), x)
+                return np.select(
+                    [free, sub, qif, exc],
+                    [np.where(y > 0.0, clock + np.log1p(np.maximum(y, 0.0)) * p["inv_rate"], clock + y),
+                     (d - v) * np.exp(p["rate"] * clock),
+                     clock + 2.0 * np.arctan2(np.sqrt(np.where(qif, d, 1.0)), v) * p["inv_omega"],
+                     x * np.exp(-p["growth"] * clock)],
+                    np.where(np.isneginf(v), 0.0, -1.0 / v) - p["rate"] * clock)      # zero: u = -1/V
         if self.code == MODEL_TABLE:
             return clock + np.asarray(self.compiled.time_to_spike(v))
         if self.kind == "lif":
@@ -647,11 +697,12 @@ cdef class BoundModel:
     def state_from_phase(self, phi, double clock):
         phi = np.asarray(phi, dtype=np.float64)
         if self.code == MODEL_MIXED:
-            # remaining time to threshold: (1 - phi) periods (LIF), (pi - phi)/omega (QIF)
+            # remaining time to threshold: (1 - phi) periods (LIF), (pi - phi)/omega (QIF); no phase
+            # without a free orbit
             p = self.params
-            free, sub, qif = self._mixed_kinds()
+            free, sub, qif, exc, zero = self._mixed_kinds()
             s = np.where(qif, clock + (np.pi - phi) * p["inv_omega"], clock + (1.0 - phi) * p["reset"])
-            return np.where(sub, np.nan, s)
+            return np.where(free | qif, s, np.nan)
         if self.code == MODEL_TABLE:
             return clock + (1.0 - phi) * self.compiled.period     # phi = 0: one period (= reset)
         if self.kind == "lif":
@@ -665,13 +716,18 @@ cdef class BoundModel:
         d = self.drive
         if self.code == MODEL_MIXED:
             p = self.params
-            free, sub, qif = self._mixed_kinds()
+            free, sub, qif, exc, zero = self._mixed_kinds()
             r = s - clock
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                v_free = d - (1.0 + np.where(r > 0.0, np.expm1(p["rate"] * np.maximum(r, 0.0)), r)) / p["q"]
-                v_sub = d - s * np.exp(-p["rate"] * clock)
-                v_qif = np.sqrt(np.where(qif, d, 1.0)) / np.tan(0.5 * p["omega"] * r)
-            return np.where(free, v_free, np.where(sub, v_sub, v_qif))
+                x = s * np.exp(p["growth"] * clock)
+                u = s + p["rate"] * clock
+                return np.select(
+                    [free, sub, qif, exc],
+                    [d - (1.0 + np.where(r > 0.0, np.expm1(p["rate"] * np.maximum(r, 0.0)), r)) / p["q"],
+                     d - s * np.exp(-p["rate"] * clock),
+                     np.sqrt(np.where(qif, d, 1.0)) / np.tan(0.5 * p["omega"] * r),
+                     np.where(x == 1.0, -np.inf, p["a"] * (1.0 + x) / (1.0 - x))],
+                    np.where(u == 0.0, -np.inf, -1.0 / u))
         if self.code == MODEL_TABLE:
             return np.asarray(self.compiled.voltage_from_time(np.maximum(s - clock, 0.0)))
         if self.kind == "lif":
@@ -698,8 +754,7 @@ cdef class BoundModel:
         if self.code == MODEL_TABLE:
             return float(self.model.table.v_reset)
         if self.code == MODEL_MIXED:
-            v_reset = np.broadcast_to(getattr(self.model, "v_reset", 0.0), self.params.shape)
-            return np.where(self.params["kind"] == MIXED_QIF, -np.inf, v_reset)
+            return self.params["v_reset"].copy()
         return float(getattr(self.model, "v_reset", -np.inf))
 
     def clock_offset(self, dt_tau, name="dt_tau"):
@@ -714,12 +769,21 @@ cdef class BoundModel:
         if self.code == MODEL_MIXED:
             # subthreshold LIF states are (I - V) exp(t/tau_i): a refractory end (where the reset
             # state is computed) must stay within LIF_MAX_ADVANCE of that neuron's tau
-            own = np.broadcast_to(dt, self.params.shape) * self.params["rate"]
-            lif = self.params["kind"] != MIXED_QIF
-            if name == "refractory" and np.any(own[lif] > LIF_MAX_ADVANCE):
-                raise ValueError(f"{name}: {float(np.max(own[lif])):g} tau of a LIF neuron is longer than the "
-                                 f"engine's limit of {LIF_MAX_ADVANCE:g} membrane time constants; use shorter "
-                                 "periods or a longer membrane time constant")
+            # states in exponential form are computed at a refractory end, up to 8 + dt clock units
+            # ahead: subthreshold LIF (I - V) exp(rate c) within LIF_MAX_ADVANCE of its tau, excitable
+            # QIF exp(-g c) above the smallest double
+            if name == "refractory":
+                k = self.params["kind"]
+                own = np.broadcast_to(dt, k.shape) * self.params["rate"]
+                lif = (k == MIXED_LIF_FREE) | (k == MIXED_LIF_SUB)
+                if np.any(own[lif] > LIF_MAX_ADVANCE):
+                    raise ValueError(f"{name}: {float(np.max(own[lif])):g} tau of a LIF neuron is longer than "
+                                     f"the engine's limit of {LIF_MAX_ADVANCE:g} membrane time constants; use "
+                                     "shorter periods or a longer membrane time constant")
+                g = self.params["growth"] * (8.0 + np.broadcast_to(dt, k.shape))
+                if np.any(g > 700.0):
+                    raise ValueError(f"{name}: too long for an excitable QIF neuron (drive < 0): 2 sqrt(-I) "
+                                     "(8 tau_min + refractory)/tau must stay below 700")
             return dt
         if self.code != MODEL_LIF:
             return dt
