@@ -1,7 +1,8 @@
 """Validate sparseprop against NEST 3's precise-spike-time LIF neuron (``iaf_psc_delta_ps``).
 
 Builds one random LIF network (CSR connectivity, per-synapse or homogeneous delays, absolute
-refractory period, DC drive, explicit initial voltages), simulates it with sparseprop, exports it,
+refractory period, DC drive, explicit initial voltages, one membrane time constant or one per
+neuron with ``--tau-spread``), simulates it with sparseprop, exports it,
 builds the identical network in NEST, simulates it there, and compares the two spike sequences
 after sorting each by (time, neuron id).
 
@@ -15,12 +16,15 @@ Two halves, so the two simulators can live in different environments:
   returns spike times. It runs in this process when ``import nest`` works, otherwise (or with
   ``--nest-python PY``) in a subprocess: ``PY nest_compare.py --nest-half SPEC.npz OUT.npz``.
 
-Model mapping (sparseprop units: dV/dt = (-V + I)/tau, threshold 1, reset v_reset, weights are
-voltage jumps in units of the threshold; times in s) onto ``iaf_psc_delta_ps`` with a scale
-theta (mV per threshold unit): E_L = 0, V_th = theta, V_reset = v_reset*theta,
-tau_m = 1000*tau ms, C_m = tau_m pF (so R = tau_m/C_m = 1 exactly), I_e = I*theta pA (the
-asymptotic voltage R*I_e = I*theta), t_ref = 1000*refractory ms, V_min = -DBL_MAX (NEST's
-default: no lower bound), V_m(0) = v0*theta; ``static_synapse`` weight = w*theta mV, delay in ms.
+Model mapping (sparseprop units: neuron i obeys tau_i dV/dt = -V + I_i, threshold 1, reset
+v_reset, weights are voltage jumps in units of the threshold; times in s) onto
+``iaf_psc_delta_ps`` with a scale theta (mV per threshold unit): E_L = 0, V_th = theta,
+V_reset = v_reset*theta, tau_m = 1000*tau_i ms and C_m = tau_m pF per neuron (so
+R = tau_m/C_m = 1 exactly for every neuron), I_e = I_i*theta pA (the asymptotic voltage
+R*I_e = I_i*theta), t_ref = 1000*refractory ms, V_min = -DBL_MAX (NEST's default: no lower
+bound), V_m(0) = v0*theta; ``static_synapse`` weight = w*theta mV, delay in ms. A network with
+one tau (``net.tau`` a float) is the special case tau_i = tau; the exported spec always holds tau
+per neuron (shape (n,)), and ``run_nest`` also reads older specs with a scalar tau.
 NEST keeps delays and refractory periods in whole steps of the resolution (default 0.1 ms),
 requires both to be >= one step, and discards inputs that arrive during the refractory period,
 like sparseprop. The network generated here therefore puts every delay and refractory period on
@@ -36,7 +40,8 @@ cause of a first mismatch.
 
 Output: a side-by-side table of the first spikes and of the first mismatch, or with ``--json``
 exactly one JSON line with ``spikes, spikes_nest, index_mismatches, first_mismatch,
-max_abs_dt_s`` (over the matching prefix), the parameters and the wall times.
+max_abs_dt_s`` (over the matching prefix), the parameters (including ``tau_spread``) and the wall
+times.
 """
 import argparse
 import json
@@ -83,7 +88,7 @@ def run_nest(spec, *, threads=1, resolution_ms=RESOLUTION_MS, theta_mv=20.0, ver
     Parameters
     ----------
     spec : dict
-        ``n, tau (s), drive (n,), v_reset, refractory (n,) s, indptr, indices, weights,
+        ``n, tau (n,) s (a scalar, as in older specs, means one tau for all), drive (n,), v_reset, refractory (n,) s, indptr, indices, weights,
         delays (nnz,) s, v0 (n,), t_max (s)`` -- the output of ``export_spec``.
     threads : int
         NEST ``local_num_threads``.
@@ -101,7 +106,7 @@ def run_nest(spec, *, threads=1, resolution_ms=RESOLUTION_MS, theta_mv=20.0, ver
     import nest
 
     n = int(spec["n"])
-    tau_ms = float(spec["tau"]) * 1e3
+    tau_ms = np.broadcast_to(np.asarray(spec["tau"], dtype=np.float64) * 1e3, (n,))
     drive = np.broadcast_to(np.asarray(spec["drive"], dtype=np.float64), (n,))
     refr_ms = np.broadcast_to(np.asarray(spec["refractory"], dtype=np.float64) * 1e3, (n,))
     v0 = np.asarray(spec["v0"], dtype=np.float64)
@@ -118,19 +123,20 @@ def run_nest(spec, *, threads=1, resolution_ms=RESOLUTION_MS, theta_mv=20.0, ver
     delay_steps = _grid_steps("delays", delays_ms, resolution_ms) if indices.size else delays_ms
     if not np.all(v0 < 1.0):
         raise ValueError("v0: initial voltages must be below the threshold 1")
+    if not np.all(tau_ms > 0):
+        raise ValueError("tau: membrane time constants must be > 0")
 
     _quiet(nest, verbosity)
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": resolution_ms, "local_num_threads": int(threads)})
 
     wall0 = time.perf_counter()
-    c_m = tau_ms                                       # R = tau_m / C_m = 1 exactly
     pop = nest.Create("iaf_psc_delta_ps", n, params={
-        "E_L": 0.0, "V_th": theta_mv, "V_reset": v_reset * theta_mv, "tau_m": tau_ms, "C_m": c_m,
-        "V_min": -np.finfo(np.float64).max})
-    # per-neuron parameters as lists (NodeCollection.set accepts one value per node)
-    pop.set({"I_e": (drive * theta_mv).tolist(), "t_ref": (ref_steps * resolution_ms).tolist(),
-             "V_m": (v0 * theta_mv).tolist()})
+        "E_L": 0.0, "V_th": theta_mv, "V_reset": v_reset * theta_mv, "V_min": -np.finfo(np.float64).max})
+    # per-neuron parameters as lists (NodeCollection.set accepts one value per node);
+    # C_m = tau_m per neuron: R = tau_m / C_m = 1 exactly
+    pop.set({"tau_m": tau_ms.tolist(), "C_m": tau_ms.tolist(), "I_e": (drive * theta_mv).tolist(),
+             "t_ref": (ref_steps * resolution_ms).tolist(), "V_m": (v0 * theta_mv).tolist()})
     if indices.size:
         gids = np.asarray(pop.tolist(), dtype=np.uint64)
         pre = gids[np.repeat(np.arange(n), np.diff(indptr))]
@@ -343,7 +349,7 @@ def side_by_side(cmp, first=8, around=4, names=("sparseprop", "NEST")):
 # ----------------------------------------------------------------------------------------------
 
 def make_network(n=1000, k=100, exc_frac=0.0, j0=1.0, g=1.0, rate=10.0, drive=None, drive_spread=0.0,
-                 tau=0.01, v_reset=0.0, refractory=0.5e-3, delay_min=0.5e-3, delay_max=2.0e-3,
+                 tau=0.01, tau_spread=0.0, v_reset=0.0, refractory=0.5e-3, delay_min=0.5e-3, delay_max=2.0e-3,
                  resolution_ms=RESOLUTION_MS, seed=1):
     """A random LIF network with fixed in-degree, on NEST's time grid.
 
@@ -354,11 +360,17 @@ def make_network(n=1000, k=100, exc_frac=0.0, j0=1.0, g=1.0, rate=10.0, drive=No
     the refractory period is rounded to the grid. Drive: ``drive`` if given, else the balance
     estimate ``1 + k*rate*tau*max(0, -mean weight)`` (rate in Hz), optionally spread uniformly by
     +-``drive_spread`` (relative) across neurons. Initial voltages are uniform in [v_reset, 1).
+    Membrane time constants: ``tau`` for every neuron, or with ``tau_spread`` X > 0 one per neuron,
+    uniform in [tau (1 - X), tau (1 + X)] (drawn last, so the rest of the network and v0 are the
+    same as with X = 0; the balance drive uses the nominal ``tau``).
 
     Returns ``(network, v0, info)``.
     """
     import sparseprop as sp
 
+    if not 0.0 <= tau_spread < 1.0:          # also rejects NaN
+        raise ValueError(f"tau_spread: need 0 <= tau_spread < 1 (tau_i uniform in [tau (1 - X), "
+                         f"tau (1 + X)] must stay > 0), got {tau_spread!r}")
     rng = np.random.default_rng(seed)
     h = resolution_ms * 1e-3
     if k >= n:
@@ -389,19 +401,22 @@ def make_network(n=1000, k=100, exc_frac=0.0, j0=1.0, g=1.0, rate=10.0, drive=No
         mean_w = (n_exc * w_exc + (n - n_exc) * w_inh) / n
         drive = 1.0 + k * rate * tau * max(0.0, -mean_w)
     drive_arr = drive * (1.0 + drive_spread * rng.uniform(-1.0, 1.0, n)) if drive_spread else drive
-    if s_lo == s_hi:
+    # draw order (pre, drive spread, delays, v0, tau) keeps tau_spread = 0 bit for bit as before
+    delays = rng.integers(s_lo, s_hi + 1, size=post.size) * h if s_lo != s_hi else None
+    v0 = rng.uniform(v_reset, 1.0, n)
+    tau_arr = tau * (1.0 + tau_spread * rng.uniform(-1.0, 1.0, n)) if tau_spread else tau
+    if delays is None:
         conn = sp.SparseConnectivity(indptr, post.astype(np.int32), weights)
-        net = sp.Network(sp.LIF(v_reset=v_reset), n, drive_arr, tau=tau, connectivity=conn,
+        net = sp.Network(sp.LIF(v_reset=v_reset), n, drive_arr, tau=tau_arr, connectivity=conn,
                          delay=s_lo * h, refractory=refr)
     else:
-        delays = rng.integers(s_lo, s_hi + 1, size=post.size) * h
         conn = sp.SparseConnectivity(indptr, post.astype(np.int32), weights, delays=delays)
-        net = sp.Network(sp.LIF(v_reset=v_reset), n, drive_arr, tau=tau, connectivity=conn,
+        net = sp.Network(sp.LIF(v_reset=v_reset), n, drive_arr, tau=tau_arr, connectivity=conn,
                          refractory=refr)
-    v0 = rng.uniform(v_reset, 1.0, n)
     info = {"n": n, "k": k, "n_exc": n_exc, "w_exc": w_exc, "w_inh": w_inh, "drive": float(drive),
-            "drive_spread": drive_spread, "tau_s": tau, "v_reset": v_reset, "refractory_s": refr,
-            "delay_min_s": s_lo * h, "delay_max_s": s_hi * h, "seed": seed}
+            "drive_spread": drive_spread, "tau_s": tau, "tau_spread": tau_spread,
+            "tau_min_s": float(np.min(tau_arr)), "tau_max_s": float(np.max(tau_arr)), "v_reset": v_reset,
+            "refractory_s": refr, "delay_min_s": s_lo * h, "delay_max_s": s_hi * h, "seed": seed}
     return net, v0, info
 
 
@@ -421,7 +436,8 @@ def export_spec(net, v0, t_max):
     else:
         delays = np.asarray(c.delays, dtype=np.float64)
     n = net.n
-    return {"n": np.int64(n), "tau": np.float64(net.tau),
+    return {"n": np.int64(n),
+            "tau": np.broadcast_to(np.asarray(net.tau, dtype=np.float64), (n,)).copy(),  # per neuron
             "drive": np.broadcast_to(np.asarray(net.drive, dtype=np.float64), (n,)).copy(),
             "v_reset": np.float64(net.model.v_reset),
             "refractory": np.broadcast_to(np.asarray(net.refractory, dtype=np.float64), (n,)).copy(),
@@ -480,6 +496,9 @@ def _parser():
     ap.add_argument("--drive", type=float, default=None, help="DC drive I (threshold 1); default: balance")
     ap.add_argument("--drive-spread", type=float, default=0.0, help="relative +- spread of the drive")
     ap.add_argument("--tau", type=float, default=0.01, help="membrane time constant, s (default 0.01)")
+    ap.add_argument("--tau-spread", type=float, default=0.0,
+                    help="per-neuron tau uniform in [tau (1 - X), tau (1 + X)], 0 <= X < 1 "
+                         "(default 0: one tau for all)")
     ap.add_argument("--v-reset", type=float, default=0.0, help="reset voltage (threshold 1)")
     ap.add_argument("--refractory", type=float, default=0.5e-3, help="refractory period, s (default 0.5e-3)")
     ap.add_argument("--delay-min", type=float, default=0.5e-3, help="s (default 0.5e-3)")
@@ -501,14 +520,18 @@ def _parser():
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.tau_spread < 1.0:
+        ap.error(f"--tau-spread: need 0 <= X < 1 (tau_i uniform in [tau (1 - X), tau (1 + X)] must stay > 0), "
+                 f"got {args.tau_spread!r}")
     if args.nest_half:
         return _nest_half_main(*args.nest_half, args.threads, args.resolution_ms, args.theta_mv)
     summary, cmp = run_comparison(
         t_max=args.t_max, engine=args.engine, threads=args.threads, theta_mv=args.theta_mv,
         resolution_ms=args.resolution_ms, nest_python=args.nest_python, tie_tol=args.tie_tol,
         n=args.n, k=args.k, exc_frac=args.exc_frac, j0=args.j0, g=args.g, rate=args.rate, drive=args.drive,
-        drive_spread=args.drive_spread, tau=args.tau, v_reset=args.v_reset, refractory=args.refractory,
+        drive_spread=args.drive_spread, tau=args.tau, tau_spread=args.tau_spread, v_reset=args.v_reset, refractory=args.refractory,
         delay_min=args.delay_min, delay_max=args.delay_max, seed=args.seed)
     if args.json:
         print(json.dumps(summary))

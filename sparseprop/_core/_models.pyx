@@ -131,10 +131,13 @@ cdef class LIF(NeuronModel):
 
 @cython.final
 cdef class QIF(NeuronModel):
-    """Quadratic integrate-and-fire (theta) neuron: dV/dt = V**2 + I, I > 0.
+    """Quadratic integrate-and-fire (theta) neuron: dV/dt = V**2 + I.
 
-    Spikes at V = +inf and resets to -inf. Phase theta with V = sqrt(I) tan(theta/2) advances at
-    omega = 2 sqrt(I) per tau from -pi to pi; the PTC is g(theta, w) = 2 atan(tan(theta/2) + w/sqrt(I)).
+    Spikes at V = +inf and resets to -inf. With I > 0 the phase theta with V = sqrt(I) tan(theta/2)
+    advances at omega = 2 sqrt(I) per tau from -pi to pi; the PTC is
+    g(theta, w) = 2 atan(tan(theta/2) + w/sqrt(I)). With I = -a**2 <= 0 the neuron is excitable: it
+    rests at -a and fires only after inputs lift it above a (then V reaches +inf after
+    ln((V + a)/(V - a))/(2a), or 1/V for I = 0); such networks run on the time-based mixed engine.
     """
     name = "qif"
     phase_threshold = np.pi
