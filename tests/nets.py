@@ -88,3 +88,65 @@ def voltage_angle(name, v, drive):
     if name == "lif":
         return np.asarray(v, float)
     return np.arctan(np.asarray(v, float) / np.sqrt(np.asarray(drive, float)))
+
+
+def assert_matches(res, ores, rtol=1e-12, atol=1e-15):
+    """Same spike ids in the same order, times equal to `rtol` relative (+ `atol` seconds)."""
+    t = np.asarray(res.times)
+    ids = np.asarray(res.neurons)
+    m = min(ids.shape[0], ores.neurons.shape[0])
+    bad = np.flatnonzero((ids[:m] != ores.neurons[:m])
+                         | (np.abs(t[:m] - ores.times[:m]) > rtol * np.abs(ores.times[:m]) + atol))
+    if bad.size:
+        k = int(bad[0])
+        lo = max(0, k - 3)
+        raise AssertionError(
+            f"spike {k} differs: engine (t={t[k]!r}, j={ids[k]}) vs oracle (t={ores.times[k]!r}, "
+            f"j={ores.neurons[k]}); before: engine {list(zip(t[lo:k].tolist(), ids[lo:k].tolist()))} "
+            f"oracle {list(zip(ores.times[lo:k].tolist(), ores.neurons[lo:k].tolist()))}")
+    assert ids.shape[0] == ores.neurons.shape[0], (ids.shape[0], ores.neurons.shape[0])
+
+
+def same_bits(a, b):
+    return (np.array_equal(np.asarray(a.times), np.asarray(b.times))
+            and np.array_equal(np.asarray(a.neurons), np.asarray(b.neurons)))
+
+
+def concat(parts):
+    return (np.concatenate([np.asarray(p.times) for p in parts]),
+            np.concatenate([np.asarray(p.neurons) for p in parts]))
+
+
+def csr(rows, n_post=None, delays=None):
+    """CSR from a list of rows [(target, weight), ...]; delays: flat per-synapse list or None."""
+    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    indices = np.array([i for r in rows for i, _ in r], dtype=np.int64)
+    weights = np.array([w for r in rows for _, w in r], dtype=np.float64)
+    return sp.SparseConnectivity(indptr, indices, weights,
+                                 delays=None if delays is None else np.asarray(delays, dtype=float),
+                                 n_post=n_post)
+
+
+def assert_chained_runs_equal(net, full, t_max, first, fractions, engine):
+    """Runs chained through final_state equal `full` (one run to t_max) bit for bit. Cuts: 0.1 us
+    after some spikes (the spiker refractory, its deliveries in flight) and at `fractions` of
+    t_max; `first` = keyword arguments of the first run (initial state, seed_input). Returns the
+    parts; asserts that deliveries and refractory periods did cross cuts."""
+    ft = np.asarray(full.times)
+    n_sp = ft.shape[0]
+    cuts = np.unique(np.r_[ft[[n_sp // 7, n_sp // 3, n_sp // 2, (4 * n_sp) // 5]] + 1e-7,
+                           [f * t_max for f in fractions], t_max])
+    parts = [sp.simulate(net, t_max=float(cuts[0]), engine=engine, **first)]
+    in_flight = refractory = 0
+    for c in cuts[1:].tolist():
+        ev = parts[-1].final_state.events
+        in_flight += len(ev["pending_clock"])
+        refractory += int(np.sum(np.isfinite(ev["refractory_until"])))
+        parts.append(sp.simulate(net, t_max=c, state=parts[-1].final_state, engine=engine))
+    t, ids = concat(parts)
+    np.testing.assert_array_equal(ids, full.neurons)
+    np.testing.assert_array_equal(t, full.times)
+    np.testing.assert_array_equal(parts[-1].final_state.states, full.final_state.states)
+    assert parts[-1].final_state.clock == full.final_state.clock
+    assert in_flight > 0 and refractory > 0
+    return parts

@@ -26,49 +26,13 @@ import sparseprop as sp  # noqa: E402  (a broken build must fail, not skip)
 
 import nets  # noqa: E402
 import oracle_events as oe  # noqa: E402
+from nets import assert_matches, concat, csr, same_bits  # noqa: E402
 
 TAU = 0.01
 RTOL = 1e-12
 
 
 # ----------------------------------------------------------------------------- helpers
-def assert_matches(res, ores, rtol=RTOL):
-    """Same spike ids in the same order, times equal to `rtol` relative."""
-    t = np.asarray(res.times)
-    ids = np.asarray(res.neurons)
-    m = min(ids.shape[0], ores.neurons.shape[0])
-    bad = np.flatnonzero((ids[:m] != ores.neurons[:m])
-                         | (np.abs(t[:m] - ores.times[:m]) > rtol * np.abs(ores.times[:m]) + 1e-15))
-    if bad.size:
-        k = int(bad[0])
-        lo = max(0, k - 3)
-        raise AssertionError(
-            f"spike {k} differs: engine (t={t[k]!r}, j={ids[k]}) vs oracle (t={ores.times[k]!r}, "
-            f"j={ores.neurons[k]}); before: engine {list(zip(t[lo:k].tolist(), ids[lo:k].tolist()))} "
-            f"oracle {list(zip(ores.times[lo:k].tolist(), ores.neurons[lo:k].tolist()))}")
-    assert ids.shape[0] == ores.neurons.shape[0], (ids.shape[0], ores.neurons.shape[0])
-
-
-def same_bits(a, b):
-    return (np.array_equal(np.asarray(a.times), np.asarray(b.times))
-            and np.array_equal(np.asarray(a.neurons), np.asarray(b.neurons)))
-
-
-def concat(parts):
-    return (np.concatenate([np.asarray(p.times) for p in parts]),
-            np.concatenate([np.asarray(p.neurons) for p in parts]))
-
-
-def csr(rows, n_post=None, delays=None):
-    """CSR from a list of rows [(target, weight), ...]; delays: flat per-synapse list or None."""
-    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
-    indices = np.array([i for r in rows for i, _ in r], dtype=np.int64)
-    weights = np.array([w for r in rows for _, w in r], dtype=np.float64)
-    return sp.SparseConnectivity(indptr, indices, weights,
-                                 delays=None if delays is None else np.asarray(delays, dtype=float),
-                                 n_post=n_post)
-
-
 def lif_first_spike(drive, v0=0.0, v_reset=0.0):
     """Time (s) for the free LIF flow from v0 to threshold 1."""
     return TAU * math.log((drive - v0) / (drive - 1.0))
@@ -827,25 +791,9 @@ def test_continuation_by_time_is_bit_exact(name, engine):
     net, v0 = _all_features(name)
     t_max = 1.5 if name.startswith("lif") else 0.6
     full = sp.simulate(net, t_max=t_max, initial_voltages=v0, engine=engine, seed_input=6)
-    # cut 0.1 us after some spikes (the spiker is refractory, its deliveries in flight) and at
-    # arbitrary times (LIF: 0.45 s and 0.9 s lie just past clock renormalisations)
-    ft = np.asarray(full.times)
-    n_sp = ft.shape[0]
-    cuts = np.unique(np.r_[ft[[n_sp // 7, n_sp // 3, n_sp // 2, (4 * n_sp) // 5]] + 1e-7,
-                           0.3 * t_max, 0.6 * t_max, t_max])
-    parts = [sp.simulate(net, t_max=float(cuts[0]), initial_voltages=v0, engine=engine, seed_input=6)]
-    in_flight = refractory = 0
-    for c in cuts[1:].tolist():
-        ev = parts[-1].final_state.events
-        in_flight += len(ev["pending_clock"])
-        refractory += int(np.sum(np.isfinite(ev["refractory_until"])))
-        parts.append(sp.simulate(net, t_max=c, state=parts[-1].final_state, engine=engine))
-    t, ids = concat(parts)
-    np.testing.assert_array_equal(t, full.times)
-    np.testing.assert_array_equal(ids, full.neurons)
-    np.testing.assert_array_equal(parts[-1].final_state.states, full.final_state.states)
-    assert parts[-1].final_state.clock == full.final_state.clock
-    assert in_flight > 0 and refractory > 0          # deliveries and refractory periods did cross cuts
+    # arbitrary cut times (LIF: 0.45 s and 0.9 s lie just past clock renormalisations)
+    parts = nets.assert_chained_runs_equal(net, full, t_max, {"initial_voltages": v0, "seed_input": 6},
+                                           (0.3, 0.6), engine)
     assert sum(p.n_spikes for p in parts) == full.n_spikes
 
 
