@@ -6,8 +6,8 @@
 #   LIF  clock E = exp(t/tau)  (renormalised), s = (I - V) q E   -> an input is one multiply-add
 #   QIF, shared drive (phase-based): key = diamond angle of the half-phase of the next spike,
 #        unwrapped (4 per turn). The diamond angle is a rational, monotone function of a direction
-#        with bounded derivative in the angle, so an input is a complex rotation and one division:
-#        no transcendental function per target (one atan2 per spike gives the time).
+#        with bounded derivative in the angle, so an input is a shear of the direction and one
+#        division: no transcendental function per target (one atan2 per spike gives the time).
 #   QIF, per-neuron drive (time-based): clock = t/tau, s = key = next spike time; an input applies
 #        the theta-neuron PTC in remaining-phase form (tan + atan2)
 #   table (EIF, any 1-D ODE; one table = one drive, shared): clock = t/tau, s = key = next spike
@@ -81,9 +81,9 @@ ctypedef struct QIFModel:
 ctypedef struct QIFPhaseModel:
     double inv_sqrt_drive
     double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
-    # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, and
-    # the key of the start of the clock's turn
-    double cx, cy, cp, cbase
+    # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, the
+    # key of the start of the clock's turn, and the direction divided by its squared norm
+    double cx, cy, cp, cbase, ux, uy
 
 
 ctypedef struct TableModel:
@@ -141,14 +141,18 @@ cdef inline double diamond_to_angle(double key) noexcept nogil:
 
 
 cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
+    cdef double inv_norm2
     if model_t is QIFPhaseModel:
         m.cp = diamond_direction(clock, &m.cx, &m.cy)
         m.cbase = clock - m.cp
+        inv_norm2 = 1.0 / (m.cx * m.cx + m.cy * m.cy)
+        m.ux = m.cx * inv_norm2
+        m.uy = m.cy * inv_norm2
 
 
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
-    cdef double r, y, x0, y0, rx, ry, nx, ny, p
+    cdef double r, y, x0, y0, ry, p
     cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
@@ -166,15 +170,18 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
         p = s - m.cbase
         if p >= 4.0:
             p -= 4.0
-        diamond_direction_from(p, &x0, &y0)
-        rx = x0 * m.cx + y0 * m.cy                 # direction of the remaining half-phase r/2
+        diamond_direction_from(p, &x0, &y0)       # direction v of the next spike's half-phase
+        # In the clock's frame v is (rx, ry) ~ (cos, sin) of the remaining half-phase r/2 in (0, pi],
+        # and rx/ry = cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear (rx, ry) ->
+        # (rx + w' ry, ry), i.e. v -> v + w' ry c/|c|^2 in the fixed frame (no division).
         ry = y0 * m.cx - x0 * m.cy
-        y = rx / ry + w * m.inv_sqrt_drive         # cot(r/2) = tan(theta/2), plus the jump
-        if not fabs(y) < 1e150:
-            return s                               # at (or within 1e-150 of) reset: no effect
-        nx = y * m.cx - m.cy                       # new direction = (y + i) * clock direction
-        ny = y * m.cy + m.cx
-        p = diamond_angle(nx, ny)
+        if not ry > 1e-12:
+            # within ~1e-12 of reset (V = -inf) or of threshold: an input moves the phase by
+            # ~w ry^2, nothing. (Rounding of s can put a reset a hair past the half turn, ry < 0,
+            # where the shear would read "about to fire".)
+            return s
+        ry *= w * m.inv_sqrt_drive
+        p = diamond_angle(x0 + ry * m.ux, y0 + ry * m.uy)
         if p <= m.cp:
             if p > m.cp - 2.0:
                 return clock                       # rounded onto the clock: fires now
