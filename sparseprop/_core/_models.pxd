@@ -78,12 +78,21 @@ ctypedef struct QIFModel:
     double tau_per_clock  # 1/omega for the phase clock, 1 for the time clock
 
 
+ctypedef struct QIFQuadrant:
+    # the clock's direction c = (cx, cy) and u = c/|c|^2, rotated back by q quarter turns
+    double cs             # cx + cy
+    double cy
+    double ux
+    double uy
+
+
 ctypedef struct QIFPhaseModel:
     double inv_sqrt_drive
     double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
     # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, the
-    # key of the start of the clock's turn, and the direction divided by its squared norm
-    double cx, cy, cp, cbase, ux, uy
+    # key of the start of the clock's turn, and c, u seen from each quadrant q
+    double cx, cy, cp, cbase
+    QIFQuadrant quad[4]
 
 
 ctypedef struct TableModel:
@@ -141,18 +150,26 @@ cdef inline double diamond_to_angle(double key) noexcept nogil:
 
 
 cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
-    cdef double inv_norm2
+    cdef double inv_norm2, cx, cy
+    cdef int q
     if model_t is QIFPhaseModel:
         m.cp = diamond_direction(clock, &m.cx, &m.cy)
         m.cbase = clock - m.cp
         inv_norm2 = 1.0 / (m.cx * m.cx + m.cy * m.cy)
-        m.ux = m.cx * inv_norm2
-        m.uy = m.cy * inv_norm2
+        for q in range(4):                          # rotations by quarter turns: exact
+            cx = QCOS[q] * m.cx + QSIN[q] * m.cy
+            cy = QCOS[q] * m.cy - QSIN[q] * m.cx
+            m.quad[q].cs = cx + cy
+            m.quad[q].cy = cy
+            m.quad[q].ux = cx * inv_norm2
+            m.quad[q].uy = cy * inv_norm2
 
 
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
     cdef double r, y, x0, y0, ry, p
+    cdef int q
+    cdef const QIFQuadrant* cq
     cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
@@ -170,18 +187,26 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
         p = s - m.cbase
         if p >= 4.0:
             p -= 4.0
-        diamond_direction_from(p, &x0, &y0)       # direction v of the next spike's half-phase
-        # In the clock's frame v is (rx, ry) ~ (cos, sin) of the remaining half-phase r/2 in (0, pi],
-        # and rx/ry = cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear (rx, ry) ->
-        # (rx + w' ry, ry), i.e. v -> v + w' ry c/|c|^2 in the fixed frame (no division).
-        ry = y0 * m.cx - x0 * m.cy
+        # Direction v of the next spike's half-phase: (x0, y0) = (1 - f, f) in the frame of its
+        # quadrant q. In the clock's frame v is (rx, ry) ~ (cos, sin) of the remaining half-phase
+        # r/2 in (0, pi], and rx/ry = cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear
+        # (rx, ry) -> (rx + w' ry, ry), i.e. v -> v + w' ry c/|c|^2 (no division). ry = c x v.
+        q = <int>p
+        x0 = p - q
+        cq = &m.quad[q]
+        ry = x0 * cq.cs - cq.cy
         if not ry > 1e-12:
             # within ~1e-12 of reset (V = -inf) or of threshold: an input moves the phase by
             # ~w ry^2, nothing. (Rounding of s can put a reset a hair past the half turn, ry < 0,
             # where the shear would read "about to fire".)
             return s
         ry *= w * m.inv_sqrt_drive
-        p = diamond_angle(x0 + ry * m.ux, y0 + ry * m.uy)
+        y0 = x0 + ry * cq.uy
+        x0 = (1.0 - x0) + ry * cq.ux
+        if x0 >= 0.0 and y0 >= 0.0:
+            p = q + y0 / (x0 + y0)                 # still in quadrant q: its diamond angle
+        else:
+            p = diamond_angle(QCOS[q] * x0 - QSIN[q] * y0, QSIN[q] * x0 + QCOS[q] * y0)
         if p <= m.cp:
             if p > m.cp - 2.0:
                 return clock                       # rounded onto the clock: fires now
