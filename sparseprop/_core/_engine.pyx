@@ -27,7 +27,7 @@ import numpy as np
 from sparseprop._core._typedefs cimport id_t
 from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap_build, heap_update,
                                      heap_change_key, heap_key, heap_prefetch, heap_heapify, prefetch)
-from sparseprop._core._rng cimport draw_targets, next64, bounded
+from sparseprop._core._rng cimport draw_targets, target_set_words, next64, bounded
 from sparseprop._core._memory cimport big_alloc
 from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel, MixedModel,
                                        model_t, model_begin_spike, model_input, model_key, model_reset,
@@ -836,7 +836,7 @@ cdef class Engine:
             self.c.k = <id_t>k
             self.c.tbuf = <id_t*>malloc(max(k, 1) * sizeof(id_t))
             self.c.wbuf = <double*>malloc(max(k, 1) * sizeof(double))
-            self.c.seen = <uint64_t*>calloc((n + 63) // 64, sizeof(uint64_t))
+            self.c.seen = <uint64_t*>calloc(target_set_words(<id_t>n, <id_t>k), sizeof(uint64_t))
             if self.c.tbuf == NULL or self.c.wbuf == NULL or self.c.seen == NULL:
                 raise MemoryError("cannot allocate target buffers")
             for i in range(k):

@@ -6,8 +6,8 @@
 #   LIF  clock E = exp(t/tau)  (renormalised), s = (I - V) q E   -> an input is one multiply-add
 #   QIF, shared drive (phase-based): key = diamond angle of the half-phase of the next spike,
 #        unwrapped (4 per turn). The diamond angle is a rational, monotone function of a direction
-#        with bounded derivative in the angle, so an input is a complex rotation and one division:
-#        no transcendental function per target (one atan2 per spike gives the time).
+#        with bounded derivative in the angle, so an input is a shear of the direction and one
+#        division: no transcendental function per target (one atan2 per spike gives the time).
 #   QIF, per-neuron drive (time-based): clock = t/tau, s = key = next spike time; an input applies
 #        the theta-neuron PTC in remaining-phase form (tan + atan2)
 #   table (EIF, any 1-D ODE; one table = one drive, shared): clock = t/tau, s = key = next spike
@@ -132,12 +132,21 @@ ctypedef struct MixedModel:
     const MixedParams* p
 
 
+ctypedef struct QIFQuadrant:
+    # the clock's direction c = (cx, cy) and u = c/|c|^2, rotated back by q quarter turns
+    double cs             # cx + cy
+    double cy
+    double ux
+    double uy
+
+
 ctypedef struct QIFPhaseModel:
     double inv_sqrt_drive
     double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
-    # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, and
-    # the key of the start of the clock's turn
+    # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, the
+    # key of the start of the clock's turn, and c, u seen from each quadrant q
     double cx, cy, cp, cbase
+    QIFQuadrant quad[4]
 
 
 ctypedef struct TableModel:
@@ -196,9 +205,19 @@ cdef inline double diamond_to_angle(double key) noexcept nogil:
 
 
 cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
+    cdef double inv_norm2, cx, cy
+    cdef int q
     if model_t is QIFPhaseModel:
         m.cp = diamond_direction(clock, &m.cx, &m.cy)
         m.cbase = clock - m.cp
+        inv_norm2 = 1.0 / (m.cx * m.cx + m.cy * m.cy)
+        for q in range(4):                          # rotations by quarter turns: exact
+            cx = QCOS[q] * m.cx + QSIN[q] * m.cy
+            cy = QCOS[q] * m.cy - QSIN[q] * m.cx
+            m.quad[q].cs = cx + cy
+            m.quad[q].cy = cy
+            m.quad[q].ux = cx * inv_norm2
+            m.quad[q].uy = cy * inv_norm2
 
 
 cdef inline double qif_time_input(const QIFParams* p, double s, double clock, double w) noexcept nogil:
@@ -266,7 +285,9 @@ cdef inline double qif_zero_input(const MixedParams* p, double s, double clock, 
 
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
-    cdef double r, y, x0, y0, rx, ry, nx, ny, p
+    cdef double r, y, x0, y0, ry, p
+    cdef int q
+    cdef const QIFQuadrant* cq
     cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
@@ -294,15 +315,26 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
         p = s - m.cbase
         if p >= 4.0:
             p -= 4.0
-        diamond_direction_from(p, &x0, &y0)
-        rx = x0 * m.cx + y0 * m.cy                 # direction of the remaining half-phase r/2
-        ry = y0 * m.cx - x0 * m.cy
-        y = rx / ry + w * m.inv_sqrt_drive         # cot(r/2) = tan(theta/2), plus the jump
-        if not fabs(y) < 1e150:
-            return s                               # at (or within 1e-150 of) reset: no effect
-        nx = y * m.cx - m.cy                       # new direction = (y + i) * clock direction
-        ny = y * m.cy + m.cx
-        p = diamond_angle(nx, ny)
+        # Direction v of the next spike's half-phase: (x0, y0) = (1 - f, f) in the frame of its
+        # quadrant q. In the clock's frame v is (rx, ry) ~ (cos, sin) of the remaining half-phase
+        # r/2 in (0, pi], and rx/ry = cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear
+        # (rx, ry) -> (rx + w' ry, ry), i.e. v -> v + w' ry c/|c|^2 (no division). ry = c x v.
+        q = <int>p
+        x0 = p - q
+        cq = &m.quad[q]
+        ry = x0 * cq.cs - cq.cy
+        if not ry > 1e-12:
+            # within ~1e-12 of reset (V = -inf) or of threshold: an input moves the phase by
+            # ~w ry^2, nothing. (Rounding of s can put a reset a hair past the half turn, ry < 0,
+            # where the shear would read "about to fire".)
+            return s
+        ry *= w * m.inv_sqrt_drive
+        y0 = x0 + ry * cq.uy
+        x0 = (1.0 - x0) + ry * cq.ux
+        if x0 >= 0.0 and y0 >= 0.0:
+            p = q + y0 / (x0 + y0)                 # still in quadrant q: its diamond angle
+        else:
+            p = diamond_angle(QCOS[q] * x0 - QSIN[q] * y0, QSIN[q] * x0 + QCOS[q] * y0)
         if p <= m.cp:
             if p > m.cp - 2.0:
                 return clock                       # rounded onto the clock: fires now

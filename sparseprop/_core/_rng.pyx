@@ -13,7 +13,7 @@ def fixed_out_degree_targets(uint64_t seed, Py_ssize_t j, Py_ssize_t n, Py_ssize
     if not (0 < k < n) or not (0 <= j < n):
         raise ValueError(f"need 0 < k < n and 0 <= j < n, got n={n}, k={k}, j={j}")
     out = np.empty(k, dtype=np.int32)
-    seen = np.zeros((n + 63) // 64, dtype=np.uint64)
+    seen = np.zeros(target_set_words(<id_t>n, <id_t>k), dtype=np.uint64)
     cdef id_t[::1] o = out
     cdef uint64_t[::1] s = seen
     draw_targets(seed, <id_t>j, <id_t>n, <id_t>k, &o[0], &s[0])
