@@ -49,7 +49,7 @@ def ext(name):
 
 setup(
     ext_modules=cythonize(
-        [ext(n) for n in ("_heap", "_rng", "_chebyshev", "_models", "_engine", "_backward")],
+        [ext(n) for n in ("_heap", "_tree", "_rng", "_chebyshev", "_models", "_engine", "_backward")],
         compiler_directives=directives,
     ),
 )

@@ -48,17 +48,8 @@ from libc.stdlib cimport free
 
 import numpy as np
 
-cdef extern from *:
-    """
-    #include <stdlib.h>
-    #define SPARSEPROP_BW_PREFETCH(p) __builtin_prefetch((const void*)(p), 1, 3)
-    static void* sparseprop_bw_alloc(size_t n) {
-        void* p = NULL;
-        return posix_memalign(&p, 64, n ? n : 64) == 0 ? p : NULL;
-    }
-    """
-    void bw_prefetch "SPARSEPROP_BW_PREFETCH"(const void* p) noexcept nogil
-    void* bw_alloc "sparseprop_bw_alloc"(size_t n) noexcept nogil
+from sparseprop._core._typedefs cimport prefetch
+from sparseprop._core._memory cimport big_alloc
 
 
 ctypedef struct Neuron:        # 32 bytes, aligned: one cache line holds two neurons
@@ -167,7 +158,7 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
     cdef const int32_t* tg
     cdef const double* wp
     cdef double* gw
-    cdef Neuron* nb = <Neuron*>bw_alloc(max(n, 1) * sizeof(Neuron))
+    cdef Neuron* nb = <Neuron*>big_alloc(max(n, 1) * sizeof(Neuron))
     cdef Neuron* t
     if nb == NULL:
         raise MemoryError(f"backward pass: cannot allocate {n} neuron records")
@@ -187,10 +178,10 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
                 # the synapse rows of the spike RA records ahead stream in meanwhile
                 j = src[r - RA]
                 for a in range(indptr[j], indptr[j + 1], 8):
-                    bw_prefetch(&weights[a])
-                    bw_prefetch(&g_w[a])
+                    prefetch(&weights[a])
+                    prefetch(&g_w[a])
                 for a in range(indptr[j], indptr[j + 1], 16):
-                    bw_prefetch(&indices[a])
+                    prefetch(&indices[a])
             c = clock[r]
             k = kind[r]
             # skipped target positions of this record: skip_pos[lo..sk] (ascending)
@@ -243,11 +234,11 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
                 gw = &g_w[0] if g_w.shape[0] else NULL
             if lif:
                 for a in range(a0, min(a0 + PF, a1)):
-                    bw_prefetch(&nb[tg[a]])
+                    prefetch(&nb[tg[a]])
                 pos = lo
                 for a in range(a0, a1):
                     if a + PF < a1:
-                        bw_prefetch(&nb[tg[a + PF]])
+                        prefetch(&nb[tg[a + PF]])
                     if pos <= sk and skip_pos[pos] == a - a0:
                         pos += 1
                         continue
@@ -261,11 +252,11 @@ def backward_sweep(int model, dict tape, const int64_t[::1] indptr, const int32_
             else:
                 # targets in reverse delivery order (pre-input states from the end of `pre`)
                 for a in range(a1 - 1, max(a1 - 1 - PF, a0 - 1), -1):
-                    bw_prefetch(&nb[tg[a]])
+                    prefetch(&nb[tg[a]])
                 pos = sk
                 for a in range(a1 - 1, a0 - 1, -1):
                     if a - PF >= a0:
-                        bw_prefetch(&nb[tg[a - PF]])
+                        prefetch(&nb[tg[a - PF]])
                     if pos >= lo and skip_pos[pos] == a - a0:
                         pos -= 1
                         continue

@@ -12,17 +12,15 @@
 #   order that does not depend on the heap's layout (needed for bit-exact continuation).
 # - Past `size`, `pad` sentinel nodes (key +inf, id INT32_MAX) let sift-down compare all d children
 #   without a bounds check.
-from sparseprop._core._typedefs cimport id_t
+from sparseprop._core._typedefs cimport id_t, prefetch
 
 cdef extern from *:
     """
     #ifndef SPARSEPROP_HEAP_ARITY
     #define SPARSEPROP_HEAP_ARITY 4
     #endif
-    #define SPARSEPROP_PREFETCH(p) __builtin_prefetch((const void*)(p), 1, 3)
     """
     const int HEAP_ARITY "SPARSEPROP_HEAP_ARITY"
-    void prefetch "SPARSEPROP_PREFETCH"(const void* p) noexcept nogil
 
 
 ctypedef struct HeapNode:
