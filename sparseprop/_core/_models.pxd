@@ -146,7 +146,7 @@ ctypedef struct QIFPhaseModel:
     # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, the
     # key of the start of the clock's turn, and c, u seen from each quadrant q
     double cx, cy, cp, cbase
-    QIFQuadrant quad[4]
+    QIFQuadrant quad[8]   # quad[q] == quad[q & 3]: keys lie in the clock's turn and the next half turn
 
 
 ctypedef struct TableModel:
@@ -211,9 +211,9 @@ cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
         m.cp = diamond_direction(clock, &m.cx, &m.cy)
         m.cbase = clock - m.cp
         inv_norm2 = 1.0 / (m.cx * m.cx + m.cy * m.cy)
-        for q in range(4):                          # rotations by quarter turns: exact
-            cx = QCOS[q] * m.cx + QSIN[q] * m.cy
-            cy = QCOS[q] * m.cy - QSIN[q] * m.cx
+        for q in range(8):                          # rotations by quarter turns: exact
+            cx = QCOS[q & 3] * m.cx + QSIN[q & 3] * m.cy
+            cy = QCOS[q & 3] * m.cy - QSIN[q & 3] * m.cx
             m.quad[q].cs = cx + cy
             m.quad[q].cy = cy
             m.quad[q].ux = cx * inv_norm2
@@ -311,10 +311,9 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
             m.n_below[0] += 1
         return clock + r
     elif model_t is QIFPhaseModel:
-        # s lies in (clock, clock + 2], so its angle within the clock's turn needs no floor()
+        # s lies in [clock, clock + 2], so p lies in [cp, cp + 2], below 6: quadrant q < 6 (8) of the
+        # clock's turn unwrapped into the next one (no wrap-around: its branch would be unpredictable)
         p = s - m.cbase
-        if p >= 4.0:
-            p -= 4.0
         # Direction v of the next spike's half-phase: (x0, y0) = (1 - f, f) in the frame of its
         # quadrant q. In the clock's frame v is (rx, ry) ~ (cos, sin) of the remaining half-phase
         # r/2 in (0, pi], and rx/ry = cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear
@@ -332,13 +331,14 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
         y0 = x0 + ry * cq.uy
         x0 = (1.0 - x0) + ry * cq.ux
         if x0 >= 0.0 and y0 >= 0.0:
-            p = q + y0 / (x0 + y0)                 # still in quadrant q: its diamond angle
+            p = q + y0 / (x0 + y0)                 # still in quadrant q: its (unwrapped) diamond angle
         else:
+            q &= 3
             p = diamond_angle(QCOS[q] * x0 - QSIN[q] * y0, QSIN[q] * x0 + QCOS[q] * y0)
+            if p <= m.cp - 2.0:
+                p += 4.0                           # the next spike lies in the next turn
         if p <= m.cp:
-            if p > m.cp - 2.0:
-                return clock                       # rounded onto the clock: fires now
-            p += 4.0                               # the next spike lies in the next turn
+            return clock                           # rounded onto the clock: fires now
         return m.cbase + p
     else:
         return qif_time_input(&m.p[i * m.stride], s, clock, w)
