@@ -9,7 +9,7 @@ its own Poisson train of rate C_E * eta * nu_thr (nu_thr = theta / (J C_E tau) =
 
 Simulators, each measured in this one run, one after the other, single thread:
 
-* ``sparseprop``  exact event-based (heap engine), `sparseprop.PoissonInput` (exact Poisson);
+* ``sparseprop``  exact event-based (tree engine), `sparseprop.PoissonInput` (exact Poisson);
 * ``sparseprop_ifirst``  the same network with ids renumbered inhibitory-first. sparseprop delivers
   inputs that arrive at the same instant one at a time, in order, and a neuron fires at the first
   crossing, so with E ids first a synchronous volley's excitation acts before its inhibition

@@ -1,9 +1,11 @@
-"""Scaling benchmark: wall time per network spike of the heap (SparseProp) and dense (O(N)) engines.
+"""Scaling benchmark: wall time per network spike of the SparseProp engines (event queue: tournament
+tree, the default, or d-ary heap) and of the dense (O(N)) engine.
 
 Runs the SparseProp reference network (balanced, inhibitory, procedural fixed out-degree, recording
-on) for N in {1e3, 1e4, 1e5, 1e6} (1e7 with --big) at K = 100, for K in {10, 30, 100, 300, 1000} at
-N = 1e5, and LIF vs QIF; every configuration is measured in the same process, interleaved over
-`--repeats` rounds, and the median is reported (the machines are shared and noisy).
+on) for N in {1e3, 1e4, 1e5, 1e6} (1e7 with --big) at K = 100 with all three engines (dense up to
+1e6), for K in {10, 30, 100, 300, 1000} at N = 1e5 (tree), and LIF vs QIF (tree and heap at 1e5 and
+1e6); every configuration is measured in the same process, interleaved over `--repeats` rounds, and
+the median is reported (the machines are shared and noisy).
 
     python benchmarks/bench_scaling.py [--quick] [--big] [--out benchmarks/results/scaling.json]
 
@@ -36,7 +38,7 @@ def measure(model, n, k, engine, spikes, repeats, warmup):
 
 def spikes_for(n, engine, quick):
     budget = 0.3 if quick else 1.5              # seconds per sample, roughly
-    per_spike = 4e-6 if engine == "heap" else 1.2e-9 * n + 3e-6
+    per_spike = 4e-6 if engine != "dense" else 1.2e-9 * n + 3e-6
     return int(min(max(budget / per_spike, 2000), 2_000_000))
 
 
@@ -50,16 +52,16 @@ def main(argv=None):
     repeats = 1 if args.quick else args.repeats
 
     ns = [10**3, 10**4, 10**5, 10**6] + ([10**7] if args.big else [])
-    configs = [("lif", n, 100, "heap") for n in ns]
+    configs = [("lif", n, 100, engine) for engine in ("tree", "heap") for n in ns]
     configs += [("lif", n, 100, "dense") for n in ns if n <= 10**6]
-    configs += [("lif", 10**5, k, "heap") for k in (10, 30, 300, 1000)]
-    configs += [("qif", n, 100, "heap") for n in (10**5, 10**6)]
+    configs += [("lif", 10**5, k, "tree") for k in (10, 30, 300, 1000)]
+    configs += [("qif", n, 100, engine) for engine in ("tree", "heap") for n in (10**5, 10**6)]
     rows = []
     for model, n, k, engine in configs:
         spikes = spikes_for(n, engine, args.quick)
         if engine == "dense" and n >= 10**6:
             spikes = 300 if args.quick else 2000
-        warmup = min(max(n // 2, 1000), 200_000) if engine == "heap" else min(spikes, 2000)
+        warmup = min(max(n // 2, 1000), 200_000) if engine != "dense" else min(spikes, 2000)
         row = measure(model, n, k, engine, spikes, repeats, warmup)
         rows.append(row)
         print(f"{model} n={n:>8} k={k:>4} {engine:5}: {row['ns_per_spike']:10.0f} ns/spike", file=sys.stderr)
@@ -67,14 +69,16 @@ def main(argv=None):
     def get(model, n, k, engine):
         return next(r["ns_per_spike"] for r in rows if (r["model"], r["n"], r["k"], r["engine"]) == (model, n, k, engine))
 
-    heap = {n: get("lif", n, 100, "heap") for n in ns}
+    tree = {n: get("lif", n, 100, "tree") for n in ns}
     summary = {
-        "lif_heap_us_per_spike_n1e5": heap[10**5] / 1e3,
-        "lif_heap_us_per_spike_n1e6": heap[10**6] / 1e3,
-        "heap_growth_1e3_to_1e6": heap[10**6] / heap[10**3],
-        "qif_over_lif_n1e5": get("qif", 10**5, 100, "heap") / heap[10**5],
-        "qif_over_lif_n1e6": get("qif", 10**6, 100, "heap") / heap[10**6],
-        "speedup_vs_dense": {str(n): get("lif", n, 100, "dense") / heap[n] for n in ns if n <= 10**6},
+        "lif_tree_us_per_spike_n1e5": tree[10**5] / 1e3,
+        "lif_tree_us_per_spike_n1e6": tree[10**6] / 1e3,
+        "tree_growth_1e3_to_1e6": tree[10**6] / tree[10**3],
+        "heap_growth_1e3_to_1e6": get("lif", 10**6, 100, "heap") / get("lif", 10**3, 100, "heap"),
+        "tree_over_heap": {str(n): tree[n] / get("lif", n, 100, "heap") for n in ns},
+        "qif_over_lif_n1e5": get("qif", 10**5, 100, "tree") / tree[10**5],
+        "qif_over_lif_n1e6": get("qif", 10**6, 100, "tree") / tree[10**6],
+        "speedup_vs_dense": {str(n): get("lif", n, 100, "dense") / tree[n] for n in ns if n <= 10**6},
     }
     doc = {"benchmark": "scaling", "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
            "sparseprop": sp.__version__, "repeats": repeats, "quick": args.quick,
@@ -96,7 +100,8 @@ def plot(rows, ns, path):
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, engine, style in (("lif", "heap", "o-"), ("lif", "dense", "s--"), ("qif", "heap", "^-")):
+    for model, engine, style in (("lif", "tree", "o-"), ("lif", "heap", "d:"), ("lif", "dense", "s--"),
+                                 ("qif", "tree", "^-")):
         pts = sorted((r["n"], r["ns_per_spike"]) for r in rows
                      if r["model"] == model and r["engine"] == engine and r["k"] == 100)
         if pts:
@@ -108,9 +113,9 @@ def plot(rows, ns, path):
     a.legend()
     a.grid(True, which="both", alpha=0.3)
     pts = sorted((r["k"], r["ns_per_spike"]) for r in rows
-                 if r["model"] == "lif" and r["engine"] == "heap" and r["n"] == 10**5)
+                 if r["model"] == "lif" and r["engine"] == "tree" and r["n"] == 10**5)
     x, y = zip(*pts)
-    b.loglog(x, np.array(y) / 1e3, "o-", label="LIF heap")
+    b.loglog(x, np.array(y) / 1e3, "o-", label="LIF tree")
     b.set_xlabel("synapses per neuron K")
     b.set_ylabel("µs per network spike")
     b.set_title("N = 100,000")

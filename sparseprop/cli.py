@@ -31,8 +31,9 @@ def _add_run(sub):
     p.add_argument("--t-max", type=float, default=None, help="simulated time in s")
     p.add_argument("--seed-ic", type=int, default=1, help="seed of the initial condition")
     p.add_argument("--seed-net", type=int, default=1, help="seed of the network realisation")
-    p.add_argument("--engine", choices=["heap", "dense"], default="heap",
-                   help="heap: SparseProp O(log N); dense: conventional O(N) per spike")
+    p.add_argument("--engine", choices=["tree", "heap", "dense"], default="tree",
+                   help="tree (default) or heap: SparseProp, O(log N) per spike, with a tournament tree or a "
+                        "d-ary heap as event queue; dense: conventional O(N) per spike (same spikes)")
     p.add_argument("--out", metavar="FILE.npz", help="save spikes, metadata and final state")
     p.add_argument("--plot", metavar="FILE.png", help="save a raster plot (needs matplotlib)")
     p.add_argument("--no-record", action="store_true", help="count spikes without storing them")

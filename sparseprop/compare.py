@@ -34,7 +34,7 @@ def _methods(method):
 
 
 def compare_lif(n=100_000, k=100, j0=1.0, rate=1.0, tau=0.01, spikes=1_000_000, *, method="chebyshev",
-                seed_ic=1, seed_net=1, engine="heap", tol=None, fused=True, progress=None, say=None):
+                seed_ic=1, seed_net=1, engine="tree", tol=None, fused=True, progress=None, say=None):
     """Simulate the seed LIF network with the analytic model and with LIF tables; compare spikes.
 
     Parameters
@@ -44,7 +44,7 @@ def compare_lif(n=100_000, k=100, j0=1.0, rate=1.0, tau=0.01, spikes=1_000_000, 
     method : ``"chebyshev"``, ``"interp"`` or ``"both"`` (one table and one run per method).
     seed_ic : seed of the default initial phases of the analytic model (turned into voltages that
         both runs start from).
-    engine : ``"heap"`` or ``"dense"``.
+    engine : ``"tree"``, ``"heap"`` or ``"dense"`` (see `sparseprop.simulate`).
     tol : phase tolerance of the generated tables (default: the generator's, 1e-14).
     fused : let the engine use its fused single-weight map G_w(T) = T(V(T) + w) (the default for a
         network with one weight); False forces the two-map evaluation (inverse fit, jump, forward fit).
@@ -148,7 +148,7 @@ def add_arguments(p):
     p.add_argument("--tol", type=float, default=None, help="phase tolerance of the table (default 1e-14)")
     p.add_argument("--seed-ic", type=int, default=1, help="seed of the initial condition")
     p.add_argument("--seed-net", type=int, default=1, help="seed of the network realisation")
-    p.add_argument("--engine", choices=["heap", "dense"], default="heap")
+    p.add_argument("--engine", choices=["tree", "heap", "dense"], default="tree")
     p.add_argument("--no-fused", dest="fused", action="store_false",
                    help="force the two-map table evaluation (default: the engine's fused single-weight map)")
     p.add_argument("--plot", metavar="FILE.png", help="save |dt| per spike (needs matplotlib)")

@@ -480,7 +480,7 @@ def _forward_record(record):
 
 
 def simulate_checkpointed(network, spikes=None, t_max=None, *, checkpoint_spikes, seed_ic=1, seed_input=1,
-                          initial_phases=None, initial_voltages=None, engine="heap", record=True):
+                          initial_phases=None, initial_voltages=None, engine="tree", record=True):
     """Simulate without a tape, keeping the state at every ``checkpoint_spikes`` spikes, so that
     `vjp` can compute exact gradients with the memory of one segment's tape.
 

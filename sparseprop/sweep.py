@@ -1021,7 +1021,7 @@ NETWORK_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "t_max": ((int, float), None, "stop at this simulated time (s)"),
     "seed_net": ((int,), None, "connectivity seed (default: the run's seed)"),
     "seed_ic": ((int,), None, "initial-condition seed (default: the run's seed)"),
-    "engine": ((str,), "heap", "'heap' (SparseProp) or 'dense' (O(N) baseline)"),
+    "engine": ((str,), "tree", "'tree' or 'heap' (SparseProp) or 'dense' (O(N) baseline)"),
     "t_transient": ((int, float), 0.0, "seconds discarded before computing statistics"),
     "fano_window": ((int, float), 0.1, "window (s) of the spike counts of the Fano factor"),
     "sync_bin": ((int, float), None, "bin (s) of the synchrony measure chi (default: tau)"),
@@ -1050,8 +1050,8 @@ def validate_network_params(params: Mapping) -> dict:
         p[key] = value
     if p["model"] not in ("lif", "qif"):
         raise SpecError(f"network parameter 'model' must be 'lif' or 'qif', got {p['model']!r}")
-    if p["engine"] not in ("heap", "dense"):
-        raise SpecError(f"network parameter 'engine' must be 'heap' or 'dense', got {p['engine']!r}")
+    if p["engine"] not in ("tree", "heap", "dense"):
+        raise SpecError(f"network parameter 'engine' must be 'tree', 'heap' or 'dense', got {p['engine']!r}")
     if p["n"] < 2:
         raise SpecError(f"network parameter 'n' must be >= 2, got {p['n']}")
     if not 1 <= p["k"] < p["n"]:

@@ -11,6 +11,10 @@ import sparseprop as sp
 
 import oracle
 
+# Every event queue: the SparseProp tree (default) and heap, and the O(N) dense baseline. All three
+# order events by (key, id), so each test that runs them expects the same results from each.
+ENGINES = ("tree", "heap", "dense")
+
 
 def model(name, v_reset=0.0):
     return sp.LIF(v_reset=v_reset) if name == "lif" else sp.QIF()
@@ -60,7 +64,7 @@ def initial_voltages(rng, name, drive, n):
     return np.sqrt(drive) * np.tan(rng.uniform(-0.45 * math.pi, 0.45 * math.pi, n))
 
 
-def run_pair(net, v0, spikes=None, t_max=None, engine="heap"):
+def run_pair(net, v0, spikes=None, t_max=None, engine="tree"):
     res = sp.simulate(net, spikes=spikes, t_max=t_max, initial_voltages=v0, engine=engine)
     ores = oracle.simulate_net(net, v0, spikes=spikes, t_max=t_max)
     return res, ores

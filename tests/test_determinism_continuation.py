@@ -48,7 +48,7 @@ def _ic(name):
 
 # ----------------------------------------------------------------------- determinism
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_same_seed_bit_identical(name, engine):
     net = NETS[name]
     a = sp.simulate(net, spikes=5000, engine=engine, **_ic(name))
@@ -82,7 +82,7 @@ def test_different_seeds_differ(model):
 
 # ----------------------------------------------------------------------- continuation
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_continuation_by_spikes(name, engine):
     net = NETS[name]
     full = sp.simulate(net, spikes=7000, engine=engine, **_ic(name))
@@ -111,7 +111,7 @@ def test_continuation_many_uneven_pieces(name):
     assert np.array_equal(j, np.asarray(full.neurons))
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_continuation_split_inside_cascade(engine):
     # a cascade of 4 simultaneous spikes (see test_engine_oracle._cascade_net); stopping after
     # 1 or 2 of them and continuing must give the same sequence as one run

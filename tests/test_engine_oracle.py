@@ -63,7 +63,7 @@ def _csr_net(rng, name, n, hetero, density=None, how="arrays"):
 # ------------------------------------------------------------------ explicit CSR networks
 @pytest.mark.parametrize("hetero", [False, True], ids=["homog", "perneuron"])
 @pytest.mark.parametrize("n,seed", [(5, 1), (20, 2), (60, 3)])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_lif_csr_vs_oracle(n, seed, hetero, engine):
     rng = np.random.default_rng(seed)
     net = _csr_net(rng, "lif", n, hetero)
@@ -75,7 +75,7 @@ def test_lif_csr_vs_oracle(n, seed, hetero, engine):
 # QIF is chaotic: 200 spikes only (see module docstring)
 @pytest.mark.parametrize("hetero", [False, True], ids=["homog", "perneuron"])
 @pytest.mark.parametrize("n,seed", [(5, 11), (20, 12), (60, 13)])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_qif_csr_vs_oracle(n, seed, hetero, engine):
     rng = np.random.default_rng(seed)
     net = _csr_net(rng, "qif", n, hetero)
@@ -96,7 +96,7 @@ def test_from_matrix_vs_oracle(name, how):
 
 
 @pytest.mark.parametrize("v_reset", [-0.5, 0.3])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_lif_v_reset_vs_oracle(v_reset, engine):
     rng = np.random.default_rng(2)
     n = 20
@@ -109,7 +109,7 @@ def test_lif_v_reset_vs_oracle(v_reset, engine):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_csr_duplicates_and_self_connections_vs_oracle(seed, engine):
     # rows may repeat a target (two inputs, delivered in order) and contain the presynaptic
     # neuron itself (it has already been reset when its own input arrives)
@@ -157,7 +157,7 @@ def test_fixed_out_degree_targets_contract():
     ("qif", 10, 3, -0.3, 200),   # QIF: chaotic, see module docstring
     ("qif", 40, 8, -0.2, 200),
 ])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_procedural_vs_oracle(name, n, k, w, spikes, hetero, engine):
     rng = np.random.default_rng(100 + n + k)
     drive = _drive(rng, name, n, hetero)
@@ -204,7 +204,7 @@ def _mixed_W(rng, n, n_sub):
 
 
 @pytest.mark.parametrize("n,seed", [(12, 1), (40, 2)])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_lif_mixed_subthreshold_vs_oracle(n, seed, engine):
     rng = np.random.default_rng(seed)
     n_sub = n // 3
@@ -270,7 +270,7 @@ def _cascade_net():
     return net, v0
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_cascade_order_and_same_instant_inputs_are_summed(engine):
     net, v0 = _cascade_net()
     res = sp.simulate(net, spikes=4, initial_voltages=v0, engine=engine)
@@ -284,7 +284,7 @@ def test_cascade_order_and_same_instant_inputs_are_summed(engine):
     nets.assert_same_spikes(res, ores)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_cascade_final_voltages(engine):
     # after the cascade at t0, 1 and 2 restart from reset 0 and relax towards 0.5, 3 from
     # 1.1 - 10 = -8.9; 0 restarts from 0 towards 2 (next spike at t0 + tau ln 2). Stop at t0 + tau/2.
@@ -297,14 +297,14 @@ def test_cascade_final_voltages(engine):
                                                       0.5 - 9.4 * d], rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_cascade_longer_run_vs_oracle(engine):
     net, v0 = _cascade_net()
     res, ores = nets.run_pair(net, v0, spikes=400, engine=engine)
     nets.assert_same_spikes(res, ores)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_input_exactly_to_threshold_fires(engine):
     # "driven to or past threshold": 1 sits at its rest point V = I = 0.5 and receives
     # exactly +0.5 -> V = 1.0 (all numbers exact in binary): it must fire at that instant.
@@ -317,7 +317,7 @@ def test_input_exactly_to_threshold_fires(engine):
     assert res.times[0] == res.times[1]
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_simultaneous_natural_spikes_increasing_index(engine):
     # neurons 5 and 2 (and 4) are identical and uncoupled from each other: they reach
     # threshold at exactly the same time and must be reported in increasing index order
@@ -348,26 +348,30 @@ def _assert_identical(a, b):
 
 
 @pytest.mark.parametrize("name", ["lif", "qif"])
-def test_heap_equals_dense_balanced_2000(name):
+def test_tree_heap_dense_identical_balanced_2000(name):
     net = sp.balanced_network(n=2000, k=50, model=name, seed_net=7)
     a = sp.simulate(net, spikes=20000, seed_ic=3, engine="heap")
     b = sp.simulate(net, spikes=20000, seed_ic=3, engine="dense")
+    c = sp.simulate(net, spikes=20000, seed_ic=3, engine="tree")
+    _assert_identical(c, b)
     assert a.n_spikes == 20000
     _assert_identical(a, b)
 
 
 @pytest.mark.parametrize("name", ["lif", "qif"])
-def test_heap_equals_dense_perneuron_drive(name):
+def test_tree_heap_dense_identical_perneuron_drive(name):
     rng = np.random.default_rng(77)
     n = 2000
     drive = rng.uniform(1.1, 2.0, n) if name == "lif" else rng.uniform(0.2, 2.0, n)
     net = sp.Network(nets.model(name), n, drive, tau=TAU, connectivity=sp.FixedOutDegree(50, -0.1, seed=3))
     a = sp.simulate(net, spikes=20000, seed_ic=4, engine="heap")
     b = sp.simulate(net, spikes=20000, seed_ic=4, engine="dense")
+    c = sp.simulate(net, spikes=20000, seed_ic=4, engine="tree")
+    _assert_identical(c, b)
     _assert_identical(a, b)
 
 
-def test_heap_equals_dense_mixed_csr():
+def test_tree_heap_dense_identical_mixed_csr():
     rng = np.random.default_rng(78)
     n = 300
     drive = rng.uniform(1.3, 2.5, n)
@@ -378,6 +382,8 @@ def test_heap_equals_dense_mixed_csr():
     v0 = rng.uniform(0, 0.95, n)
     a = sp.simulate(net, spikes=10000, initial_voltages=v0, engine="heap")
     b = sp.simulate(net, spikes=10000, initial_voltages=v0, engine="dense")
+    c = sp.simulate(net, spikes=10000, initial_voltages=v0, engine="tree")
+    _assert_identical(c, b)
     _assert_identical(a, b)
 
 
@@ -450,8 +456,10 @@ def test_lif_procedural_2000_vs_oracle_slow():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lif", "qif"])
-def test_heap_equals_dense_large_slow(name):
+def test_tree_heap_dense_identical_large_slow(name):
     net = sp.balanced_network(n=20000, k=100, model=name, seed_net=11)
     a = sp.simulate(net, spikes=200000, seed_ic=5, engine="heap")
     b = sp.simulate(net, spikes=200000, seed_ic=5, engine="dense")
+    c = sp.simulate(net, spikes=200000, seed_ic=5, engine="tree")
+    _assert_identical(c, b)
     _assert_identical(a, b)

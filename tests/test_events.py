@@ -131,7 +131,7 @@ def _fan(delays_row, targets, weight, pad=False, homogeneous=None):
     return net, v0
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("kind", ["homogeneous", "per_synapse", "pending_heap"])
 @pytest.mark.parametrize("D", [0.3e-3, 2e-3, 7e-3])
 def test_spike_reaches_target_at_exactly_t_plus_delay(D, kind, engine):
@@ -152,7 +152,7 @@ def test_spike_reaches_target_at_exactly_t_plus_delay(D, kind, engine):
     assert res.voltages[1, 0] == pytest.approx(flow(0.0, 0.5, arrive + 5e-5 - t1[0]), abs=1e-13)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("pad", [False, True], ids=["fifo", "pending_heap"])
 @pytest.mark.parametrize("d1,fires", [(0.5e-3, False), (4e-3, True)])
 def test_subthreshold_target_sums_two_delayed_inputs(d1, fires, pad, engine):
@@ -191,7 +191,7 @@ def test_subthreshold_target_sums_two_delayed_inputs(d1, fires, pad, engine):
         assert v == pytest.approx(expect, abs=1e-13), s
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_zero_delay_is_unchanged(engine):
     net, v0 = random_net(7, 80, delays=None, refractory=False)
     c = net.connectivity
@@ -209,7 +209,7 @@ def test_zero_delay_is_unchanged(engine):
     assert_matches(base, oe.simulate_net(net, v0, spikes=1500))
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("pad", [False, True], ids=["fifo", "pending_heap"])
 def test_per_synapse_delays_of_one_neuron(pad, engine):
     """0 -> (1, 2, 3) with delays (1, 3, 2) ms: the targets fire at t0 + delay, i.e. 1, 3, 2."""
@@ -221,7 +221,7 @@ def test_per_synapse_delays_of_one_neuron(pad, engine):
     assert_matches(res, oe.simulate_net(net, v0, t_max=t0 + 4e-3))
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("pad", [False, True], ids=["fifo", "pending_heap"])
 def test_zero_and_nonzero_delays_in_one_row(pad, engine):
     """0 -> (1, 2, 3) with delays (0, 2 ms, 0): 1 and 3 fire at the spike instant itself (after
@@ -236,7 +236,7 @@ def test_zero_and_nonzero_delays_in_one_row(pad, engine):
     assert_matches(res, oe.simulate_net(net, v0, t_max=t0 + 3e-3))
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("order", [[0, 1], [1, 0]])
 @pytest.mark.parametrize("second,fires", [(-0.5, False), (0.1, True)])
 def test_same_instant_inputs_are_summed_before_the_threshold_test(order, second, fires, engine):
@@ -252,7 +252,7 @@ def test_same_instant_inputs_are_summed_before_the_threshold_test(order, second,
     assert res.final_voltages()[0] == pytest.approx(v_end, rel=1e-12)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_inputs_before_spikes_and_spikes_by_id_at_one_instant(engine):
     """At one instant all given inputs come before the spikes they cause: inputs lift 0, 1, 3 and 2
     past threshold (1.1); 0 fires first (lowest id) and its zero-delay inhibitory spike (-0.5)
@@ -268,7 +268,7 @@ def test_inputs_before_spikes_and_spikes_by_id_at_one_instant(engine):
     assert_matches(res, oe.simulate_net(net, v0, t_max=0.02))
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_input_projection_delays(engine):
     """A given input spike at t reaches its targets at t + the projection's delay (the network's
     homogeneous delay for a projection without its own delays)."""
@@ -319,11 +319,11 @@ def test_lif_vs_oracle(case):
     ores = oe.simulate_net(net, v0, spikes=1500)
     assert ores.neurons.shape[0] == 1500
     assert ores.inputs_ignored > 0 or not np.any(np.asarray(net.refractory) > 0)
-    for engine in ("heap", "dense"):
+    for engine in nets.ENGINES:
         assert_matches(sp.simulate(net, spikes=1500, initial_voltages=v0, engine=engine), ores)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_procedural_connectivity_with_delay_and_refractory_vs_oracle(engine):
     n = 150
     rng = np.random.default_rng(21)
@@ -342,14 +342,14 @@ def test_lif_vs_oracle_by_time_with_renormalisations(case):
     net, v0 = random_net(31, 40, delays=case, inputs="delayed")
     ores = oe.simulate_net(net, v0, t_max=1.5)
     assert ores.times[-1] > 1.3
-    for engine in ("heap", "dense"):
+    for engine in nets.ENGINES:
         res = sp.simulate(net, t_max=1.5, initial_voltages=v0, engine=engine)
         assert_matches(res, ores)
         assert res.t_end == 1.5
 
 
 # ================================================================ 3. refractoriness, analytic
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("v_reset", [0.0, -0.5, 0.4])
 def test_refractory_isi_analytic(v_reset, engine):
     drive = np.array([1.2, 1.5, 3.0, 1.05])
@@ -367,7 +367,7 @@ def test_refractory_isi_analytic(v_reset, engine):
         np.testing.assert_allclose(t, first + k * isi, rtol=1e-12)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("w", [0.3, -0.4, 2.0])
 def test_input_during_refractoriness_has_no_effect(w, engine):
     """Drive 1.5 from V = 0: spikes at t0 = tau ln 3, refractory 2 ms. An input inside the
@@ -398,7 +398,7 @@ def test_input_during_refractoriness_has_no_effect(w, engine):
     assert abs(t[1] - (t0 + period)) > 1e-6                          # the input did act
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_refractory_voltage_is_reset_then_free_flow(engine):
     ref, v_reset, drive = 3e-3, -0.2, 1.5
     net = sp.Network(sp.LIF(v_reset=v_reset), 1, drive, tau=TAU, connectivity=nets.empty_csr(1),
@@ -537,7 +537,7 @@ def _one_spike_per_event(n, inputs, **kw):
     return sp.Network(sp.LIF(), n, 0.5, tau=TAU, connectivity=nets.empty_csr(n), inputs=inputs, **kw)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_poisson_targets_uniform_over_range(engine):
     stats = pytest.importorskip("scipy.stats")
     n, rate, t_max, (a, b) = 100, 40.0, 5.0, (20, 70)
@@ -556,7 +556,7 @@ def test_poisson_targets_uniform_over_range(engine):
     assert res.metadata["events"] - 2 * ids.size in (0, 1)        # each event + its spike
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_poisson_targets_uniform_over_id_array(engine):
     stats = pytest.importorskip("scipy.stats")
     n, rate, t_max = 100, 150.0, 4.0
@@ -585,7 +585,7 @@ def test_poisson_populations_get_events_in_proportion():
         assert stats.chisquare(counts[a:b]).pvalue > 1e-3
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_sampling_and_chunking_do_not_change_the_poisson_stream(engine):
     net, v0 = random_net(41, 80, delays="many", poisson=True, inputs="plain")
     a = sp.simulate(net, t_max=0.8, initial_voltages=v0, engine=engine, seed_input=4)
@@ -671,7 +671,7 @@ def test_run_to_t_max_beyond_709_tau():
 
 # ================================================================ 5. exact voltages
 @pytest.mark.parametrize("hetero", [True, False], ids=["perneuron", "shared_drive"])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_sampled_voltages_equal_oracle_free_flow(hetero, engine):
     net, v0 = random_net(51, 40, delays="few", inputs="delayed", hetero=hetero, v_reset=-0.1)
     rng = np.random.default_rng(3)
@@ -714,7 +714,7 @@ def test_record_subset_and_window_select_exactly(rec_net):
         np.testing.assert_array_equal(res.final_state.states, full.final_state.states)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_record_memory_cap_stop(rec_net, engine):
     net, v0 = rec_net
     full = sp.simulate(net, t_max=0.6, initial_voltages=v0, engine=engine)
@@ -785,7 +785,7 @@ def test_heap_equals_dense_with_all_features(name):
     assert a.metadata["events"] == b.metadata["events"]
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("name", list(ALL_FEATURES))
 def test_continuation_by_time_is_bit_exact(name, engine):
     net, v0 = _all_features(name)
@@ -825,7 +825,7 @@ def _cascade_net(source):
     return net, rng.uniform(0, 0.9, n)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("source", ["poisson", "given"])
 def test_continuation_by_spike_count_inside_cascades(source, engine):
     """Cut after every one of the first 150 spikes (many of them simultaneous) and continue."""
@@ -889,11 +889,11 @@ def test_qif_vs_oracle(case):
     kw = dict(QIF_CASES[case])
     net, v0 = random_net(kw.pop("seed"), kw.pop("n"), model="qif", **kw)
     ores = oe.simulate_net(net, v0, spikes=300)
-    for engine in ("heap", "dense"):
+    for engine in nets.ENGINES:
         assert_matches(sp.simulate(net, spikes=300, initial_voltages=v0, engine=engine), ores)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_qif_refractory_isi_and_reset_voltage(engine):
     drive = np.array([0.5, 1.0, 2.0])
     ref = np.array([2e-3, 0.5e-3, 1e-3])

@@ -445,7 +445,7 @@ def test_mixed_model_api():
 
 
 # ============================================================================ 3. single neurons
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("refractory", [0.0, 0.8e-3], ids=["noref", "ref"])
 def test_single_neurons_closed_form(engine, refractory):
     """Isolated LIF and QIF neurons with tau from 0.5 ms to 0.2 s in one network (1 s = 2000
@@ -480,7 +480,7 @@ def test_single_neurons_closed_form(engine, refractory):
     assert v7 == pytest.approx(0.6 + (0.7 - 0.6) * math.exp(-1.0 / 0.001), abs=1e-14)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("kind", ["lif", "qif", "lif-shared-drive", "qif-shared-drive"])
 def test_single_model_tau_array_closed_form(engine, kind):
     """A one-model network with a per-neuron tau array (no Mixed), per-neuron or shared drive."""
@@ -506,7 +506,7 @@ def test_single_model_tau_array_closed_form(engine, kind):
         np.testing.assert_allclose(t, expect, rtol=RTOL)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_qif_starting_at_its_reset_and_lif_refusing_it(engine):
     """initial_voltages: -inf is a QIF neuron's reset (it fires after tau_i pi / sqrt(I)), and
     not a valid LIF voltage."""
@@ -523,7 +523,7 @@ def test_qif_starting_at_its_reset_and_lif_refusing_it(engine):
         sp.simulate(net, spikes=3, initial_voltages=[-np.inf, 0.0, 0.0], engine=engine)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_hand_computed_lif_to_qif(engine):
     """LIF neuron 0 (tau 7 ms) -> QIF neuron 1 (tau 23 ms), w = 0.5, delay 1.3 ms: every event
     from the closed forms."""
@@ -572,14 +572,15 @@ def test_random_network_vs_oracle(case):
     ids = np.unique(ores.neurons)
     if kw["kind"] == "mixed":                          # both models fire
         assert np.any(~s.lif[ids]) and np.any(s.lif[ids])
-    runs = {e: sp.simulate(net, t_max=0.5, initial_voltages=s.v0, engine=e) for e in ("heap", "dense")}
+    runs = {e: sp.simulate(net, t_max=0.5, initial_voltages=s.v0, engine=e) for e in nets.ENGINES}
     for e, res in runs.items():
         assert_matches(res, ores)
-    assert_same_bits(runs["heap"], runs["dense"])
-    np.testing.assert_array_equal(runs["heap"].final_state.states, runs["dense"].final_state.states)
+    for e in ("tree", "heap"):
+        assert_same_bits(runs[e], runs["dense"])
+        np.testing.assert_array_equal(runs[e].final_state.states, runs["dense"].final_state.states)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("kind", ["lif", "mixed"])
 def test_voltage_samples_vs_oracle(engine, kind):
     """(d) exact voltages of chosen neurons (LIF: 1e-12 absolute; QIF: in angle; refractory
@@ -613,7 +614,7 @@ def test_long_run_many_renormalisations(kind):
     t_max = 200 * net.time_unit
     ores = oe.simulate_net(net, s.v0, t_max=t_max)
     assert ores.times[-1] > 0.95 * t_max and ores.neurons.shape[0] > 1000
-    for engine in ("heap", "dense"):
+    for engine in nets.ENGINES:
         res = sp.simulate(net, t_max=t_max, initial_voltages=s.v0, engine=engine)
         assert_matches(res, ores)
         assert res.t_end == t_max
@@ -622,7 +623,7 @@ def test_long_run_many_renormalisations(kind):
         assert np.max(late) <= 1e-13, float(np.max(late))
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_uniform_tau_array_equals_scalar_tau(engine):
     """An (n,) tau array with one value gives the spikes of the scalar-tau network."""
     for kind in ("lif", "qif"):
@@ -634,7 +635,7 @@ def test_uniform_tau_array_equals_scalar_tau(engine):
         assert a.n_spikes > 300
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_random_initial_state_with_seed_ic(engine):
     """seed_ic draws a valid initial state per model (LIF in [V_r, 1), QIF finite): read it
     back as voltage samples at t = 0 and run the oracle from there."""
@@ -653,7 +654,7 @@ def test_random_initial_state_with_seed_ic(engine):
     assert not same_bits(res, other)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_procedural_connectivity_vs_oracle(engine):
     """FixedOutDegree (targets regenerated at each spike) with a Mixed model and tau array."""
     n = 60
@@ -668,7 +669,7 @@ def test_procedural_connectivity_vs_oracle(engine):
     assert_matches(sp.simulate(net, t_max=0.4, initial_voltages=v0, engine=engine), ores)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("model", ["lif", "mixed", "mixed-scalar-tau"])
 def test_subthreshold_lif_stays_silent_across_a_long_gap(model, engine):
     """The only spiking neuron (LIF tau 1 s or QIF tau 0.1 s with time unit 0.5 ms; or, with one
@@ -771,7 +772,7 @@ def test_heap_equals_dense_with_all_features(kind):
     assert a.metadata["events"] == b.metadata["events"]
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("kind", ["lif", "mixed"])
 def test_continuation_is_bit_exact(kind, engine):
     """Runs chained through final_state (cuts just after spikes, with deliveries in flight and
@@ -786,7 +787,7 @@ def test_continuation_is_bit_exact(kind, engine):
     np.testing.assert_array_equal(parts[-1].final_voltages(), full.final_voltages())
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_continuation_by_spike_count(engine):
     s = Spec(62, 30, kind="mixed", delays="homog", refractory=True, inputs="plain")
     net = s.net()
@@ -857,7 +858,7 @@ def test_builder_per_population_model_and_tau_equals_hand_built():
     np.testing.assert_array_equal(built.drive, hand.drive)
     np.testing.assert_array_equal(built.refractory, hand.refractory)
     assert built.populations == {"A": (0, 12), "Q": (12, 20), "R": (20, 30)}
-    for engine in ("heap", "dense"):
+    for engine in nets.ENGINES:
         x = sp.simulate(built, t_max=0.4, initial_voltages=v0, engine=engine)
         y = sp.simulate(hand, t_max=0.4, initial_voltages=v0, engine=engine)
         assert x.n_spikes > 300
@@ -897,7 +898,7 @@ def test_builder_shared_model_or_shared_tau():
 
 
 # ============================================================================ 7. Poisson input
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_poisson_through_relays_is_exact(engine):
     """Poisson events (weight 1.5) hit LIF relays at rest: each event is one relay spike at the
     event instant, so the relay spikes ARE the realised Poisson events. Feeding them to the
@@ -948,7 +949,7 @@ def test_poisson_into_mixed_network_rate_heap_dense_continuation():
 
 
 # ============================================================================ 8. refractory limit, gradients
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_long_refractory_relative_to_own_tau(engine):
     """The 512-tau limit of a LIF refractory period is per neuron: 1 s at tau = 10 ms (100 tau,
     but 1000 time units of the network's min tau = 1 ms) is fine and exact."""
@@ -1070,12 +1071,12 @@ def test_excitable_qif_in_mixed_network_vs_oracle(seed):
     net = s.net()
     ores = oe.simulate_net(net, s.v0, t_max=0.5)
     assert np.isin(ores.neurons, ex).sum() > 10
-    for engine in ("heap", "dense"):
+    for engine in nets.ENGINES:
         res = sp.simulate(net, t_max=0.5, initial_voltages=s.v0, engine=engine, record=sp.Record(max_spikes=20000))
         assert_matches(res, ores)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_excitable_qif_voltages_and_continuation(engine):
     s, ex = _excitable_spec(203)
     net = s.net()
@@ -1096,7 +1097,7 @@ def test_excitable_qif_voltages_and_continuation(engine):
     np.testing.assert_array_equal(t, res.times)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_excitable_qif_with_zero_drive_does_not_refire_after_refractoriness(engine):
     """I = 0: after a spike the neuron flows from -inf towards 0 (V = -tau/t) and never fires
     again without input; found re-firing at the end of its refractory period."""

@@ -119,7 +119,7 @@ INHIBITORY = {
 }
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", ["tree", "heap", "dense"])
 @pytest.mark.parametrize("case", sorted(INHIBITORY))
 def test_sparseprop_matches_nest_inhibitory(case, engine):
     pytest.importorskip("sparseprop")

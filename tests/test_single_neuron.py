@@ -37,7 +37,7 @@ def _check_periodic(times, t_first, period, n_expected):
     assert rel.max() <= 1e-12, f"max relative error {rel.max():.3e} at spike {int(rel.argmax())}"
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("I,vr", [(1.05, 0.0), (1.5, 0.0), (3.0, 0.0), (20.0, 0.0), (2.0, -0.5),
                                   (1.2, 0.3)])
 def test_lif_isolated_period(I, vr, engine):
@@ -48,7 +48,7 @@ def test_lif_isolated_period(I, vr, engine):
     _check_periodic(res.times, T, T, 1000)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 @pytest.mark.parametrize("I", [0.01, 0.3, 1.0, 4.0, 100.0])
 def test_qif_isolated_period(I, engine):
     net = nets.isolated("qif", 1, I, tau=TAU)
@@ -59,7 +59,7 @@ def test_qif_isolated_period(I, engine):
 
 
 @pytest.mark.parametrize("name", ["lif", "qif"])
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_uncoupled_population_distinct_drives(name, engine):
     # 10 uncoupled neurons with distinct drives and random phases: neuron i's k-th spike is at
     # (phi_th - phi_i)/omega_i * tau + (k-1) T_i tau
@@ -102,7 +102,7 @@ def test_zero_weight_procedural_network_is_uncoupled():
         np.testing.assert_allclose(ti, expected, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("engine", ["heap", "dense"])
+@pytest.mark.parametrize("engine", nets.ENGINES)
 def test_initial_voltage_below_reset_and_qif_at_minus_inf(engine):
     # LIF from V0 < v_reset: first spike after tau ln((I - V0)/(I - 1)), then periodic
     I, v0 = 1.8, -0.7

@@ -1,12 +1,15 @@
 # The event engine: ONE loop, specialised at compile time by fused types over the model (_models.pxd)
 # and over the queue that finds the next spiker:
-#   Heap        SparseProp: indexed d-ary min-heap of keys, O(K log N) per spike
+#   Tree        SparseProp (default): indexed tournament tree (_tree.pxd), O(K log N) per spike
+#   Heap        SparseProp: indexed d-ary min-heap of keys (_heap.pxd), O(K log N) per spike
 #   DenseQueue  conventional event-driven baseline: keys in a plain array, every neuron scanned at
 #               every spike, O(N) per spike; same arithmetic, hence the identical spike sequence
+# All three order events by (key, id), so they give the same spike sequence bit for bit.
 #
 # Data layout
-# - `slots[i]` = (state, heap position): one 16-byte struct per neuron, so a target's state and its
-#   heap position arrive in one cache miss. The heap holds (key, id) nodes.
+# - `slots[i]`: one 16-byte record per neuron (64-byte aligned, 4 per cache line): the state, and
+#   with the tree the neuron's key (a target's state and key arrive in one cache miss), with the
+#   heap its heap position (HeapEntry; the heap holds (key, id) nodes).
 # - Procedural connectivity keeps no synapses: the targets of j are redrawn from (seed, j) at each
 #   spike into `tbuf` (weights all equal, `wbuf`). Explicit connectivity is CSR by presynaptic neuron.
 #
@@ -24,9 +27,11 @@ from libc.math cimport INFINITY, NAN, isfinite, log, exp
 
 import numpy as np
 
-from sparseprop._core._typedefs cimport id_t
+from sparseprop._core._typedefs cimport id_t, prefetch
 from sparseprop._core._heap cimport (Heap, HeapEntry, heap_init, heap_free, heap_build, heap_update,
-                                     heap_change_key, heap_key, heap_prefetch, heap_heapify, prefetch)
+                                     heap_change_key, heap_key, heap_prefetch, heap_heapify)
+from sparseprop._core._tree cimport (Tree, TreeLeaf, tree_init, tree_free, tree_build, tree_set, tree_input,
+                                     tree_flush, tree_prefetch_path, tree_flag, tree_set_flag, tree_padded)
 from sparseprop._core._rng cimport draw_targets, target_set_words, next64, bounded
 from sparseprop._core._memory cimport big_alloc
 from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel, MixedModel,
@@ -57,7 +62,7 @@ cpdef enum Status:
     STATUS_NOMEM = 3     # a pending-delivery buffer could not grow
 
 
-ctypedef HeapEntry Slot     # payload = the neuron's state, pos = its heap position
+ctypedef TreeLeaf Slot      # payload = the neuron's state; key (tree), or viewed as HeapEntry: pos (heap)
 
 
 ctypedef struct DenseQueue:
@@ -67,6 +72,7 @@ ctypedef struct DenseQueue:
 
 
 ctypedef fused queue_t:
+    Tree
     Heap
     DenseQueue
 
@@ -351,7 +357,10 @@ cdef void pending_pop(PendingHeap* h) noexcept nogil:
 cdef inline id_t queue_top(const queue_t* q, double* key) noexcept nogil:
     cdef Py_ssize_t i, best = 0
     cdef double bk, m0, m1, m2, m3
-    if queue_t is Heap:
+    if queue_t is Tree:
+        key[0] = q.level[q.height][0].key
+        return q.level[q.height][0].id
+    elif queue_t is Heap:
         key[0] = q.nodes[0].key
         return q.nodes[0].id
     else:
@@ -377,14 +386,18 @@ cdef inline id_t queue_top(const queue_t* q, double* key) noexcept nogil:
 
 
 cdef inline double queue_key(const queue_t* q, id_t i) noexcept nogil:
-    if queue_t is Heap:
+    if queue_t is Tree:
+        return q.leaves[i].key
+    elif queue_t is Heap:
         return heap_key(q, i)
     else:
         return q.keys[i]
 
 
 cdef inline bint queue_flag(const queue_t* q, id_t i) noexcept nogil:
-    if queue_t is Heap:
+    if queue_t is Tree:
+        return tree_flag(q, i)
+    elif queue_t is Heap:
         return q.nodes[q.entries[i].pos].flag != 0
     else:
         return q.flags[i] != 0
@@ -392,7 +405,10 @@ cdef inline bint queue_flag(const queue_t* q, id_t i) noexcept nogil:
 
 cdef inline void queue_set(queue_t* q, id_t i, double key, int flag) noexcept nogil:
     cdef Py_ssize_t p
-    if queue_t is Heap:
+    if queue_t is Tree:
+        tree_set_flag(q, i, flag)
+        tree_set(q, i, key)
+    elif queue_t is Heap:
         p = q.entries[i].pos
         q.nodes[p].flag = flag
         heap_change_key(q, p, q.nodes[p].key, key)
@@ -404,8 +420,9 @@ cdef inline void queue_set(queue_t* q, id_t i, double key, int flag) noexcept no
 cdef inline void queue_prefetch(const queue_t* q, id_t i) noexcept nogil:
     if queue_t is Heap:
         heap_prefetch(q, i)
-    else:
+    elif queue_t is DenseQueue:
         prefetch(&q.keys[i])
+    # Tree: the key is in the neuron's slot, prefetched with it
 
 
 cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexcept nogil:
@@ -423,13 +440,13 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
         at = e.clock
         if model_t is MixedModel:
             # a refractory neuron's state is its reset at the end of the period (its key)
-            if queue_t is Heap:
-                if q.nodes[e.slots[i].pos].flag != 0:
-                    at = q.nodes[e.slots[i].pos].key
-            elif q.flags[i] != 0:
-                at = q.keys[i]
+            if queue_flag(q, <id_t>i):
+                at = queue_key(q, <id_t>i)
         e.slots[i].payload = model_renorm_state(m, i, e.slots[i].payload, at)
-    if queue_t is Heap:
+    if queue_t is Tree:
+        for i in range(e.n):
+            q.leaves[i].key = model_renorm(m, q.leaves[i].key)
+    elif queue_t is Heap:
         for i in range(q.size):
             q.nodes[i].key = model_renorm(m, q.nodes[i].key)
     else:
@@ -439,7 +456,11 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
     e.n_renorm += 1
     if model_t is MixedModel:
         # some states were rescaled (rounded): recompute the keys from them, as a continued run does
-        if queue_t is Heap:
+        if queue_t is Tree:
+            for i in range(e.n):
+                if not tree_flag(q, <id_t>i):
+                    q.leaves[i].key = model_key(m, i, e.slots[i].payload, e.clock)
+        elif queue_t is Heap:
             for i in range(q.size):
                 if q.nodes[i].flag == 0:
                     q.nodes[i].key = model_key(m, q.nodes[i].id, e.slots[q.nodes[i].id].payload, e.clock)
@@ -448,6 +469,8 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
             for i in range(q.n):
                 if q.flags[i] == 0:
                     q.keys[i] = model_key(m, i, e.slots[i].payload, e.clock)
+    if queue_t is Tree:
+        tree_build(q)
     for f in range(src.n_fifo):
         for i in range(src.fifos[f].size):
             src.fifos[f].buf[(src.fifos[f].head + i) & (src.fifos[f].cap - 1)].clock = model_renorm(
@@ -480,8 +503,14 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
         if a + PF_NODE < nt:
             queue_prefetch(q, tg[a + PF_NODE])
         i = tg[a]
-        if queue_t is Heap:
-            p = e.slots[i].pos
+        if queue_t is Tree:
+            old = e.slots[i].key
+            if tree_flag(q, i):
+                if e.tape != NULL:
+                    tape_skip(e.tape, a)
+                continue
+        elif queue_t is Heap:
+            p = q.entries[i].pos
             old = q.nodes[p].key
             if q.nodes[p].flag != 0:
                 if e.tape != NULL:
@@ -505,10 +534,14 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
                 e.tape.trig[i] = -1
             elif old != clock:
                 e.tape.trig[i] = e.tape.n - 1
-        if queue_t is Heap:
+        if queue_t is Tree:
+            tree_input(q, i, old, key)
+        elif queue_t is Heap:
             heap_change_key(q, p, old, key)
         else:
             q.keys[i] = key
+    if queue_t is Tree:
+        tree_flush(q)
 
 
 cdef inline Py_ssize_t row_targets(Core* e, id_t j, const id_t** tg, const double** wp) noexcept nogil:
@@ -710,6 +743,8 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
             e.clock = clock
             queue_set(q, j, model_key(m, j, e.slots[j].payload, clock), 0)
             continue
+        if queue_t is Tree:
+            tree_prefetch_path(q, j)             # j's reset repairs its whole path: fetch it at once
         t = model_elapsed(m, key, e.n_renorm) * tau
         if t > t_stop:
             status = STATUS_TIME
@@ -750,6 +785,22 @@ cdef int run_loop(model_t* m, queue_t* q, Core* e, Sources* src, double* times, 
     return status
 
 
+cdef enum:
+    QUEUE_TREE = 0
+    QUEUE_HEAP = 1
+    QUEUE_DENSE = 2
+
+
+cdef int run_queue(model_t* m, int which, Tree* tree, Heap* heap, DenseQueue* dense, Core* e, Sources* src,
+                   double* times, id_t* ids, Py_ssize_t max_spikes, long long max_events, double t_stop,
+                   double tau, Py_ssize_t* n_done, Py_ssize_t* n_rec) noexcept nogil:
+    if which == QUEUE_TREE:
+        return run_loop(m, tree, e, src, times, ids, max_spikes, max_events, t_stop, tau, n_done, n_rec)
+    if which == QUEUE_HEAP:
+        return run_loop(m, heap, e, src, times, ids, max_spikes, max_events, t_stop, tau, n_done, n_rec)
+    return run_loop(m, dense, e, src, times, ids, max_spikes, max_events, t_stop, tau, n_done, n_rec)
+
+
 cdef void compute_keys(const model_t* m, Core* e, double* keys) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(e.n):
@@ -774,7 +825,7 @@ cdef class Engine:
     clock : float
     n_renorm : int
         Number of renormalisations so far (part of the time origin).
-    queue : {"heap", "dense"}
+    queue : {"tree", "heap", "dense"}
     k, weight, seed : procedural fixed out-degree connectivity (k > 0), or
     indptr, indices, weights : CSR by presynaptic neuron (int64, int32, float64).
     events : dict, optional
@@ -788,6 +839,7 @@ cdef class Engine:
         rec_mask (uint8 or None), rec_t0, rec_t1 (s).
     """
     cdef Core c
+    cdef Tree tree
     cdef Heap heap
     cdef DenseQueue dense
     cdef Sources src
@@ -802,6 +854,8 @@ cdef class Engine:
         self.c.wbuf = NULL
         self.c.seen = NULL
         self.heap._mem = NULL
+        self.tree._mem = NULL
+        self.tree.flags = NULL
         self.dense.keys = NULL
         self.dense.flags = NULL
         self.src.fifos = NULL
@@ -815,21 +869,20 @@ cdef class Engine:
                  indptr=None, indices=None, weights=None, events=None):
         cdef double[::1] st = np.ascontiguousarray(states, dtype=np.float64)
         cdef Py_ssize_t n = st.shape[0], i
-        if queue not in ("heap", "dense"):
-            raise ValueError(f"engine: choose 'heap' or 'dense', got {queue!r}")
+        if queue not in ("tree", "heap", "dense"):
+            raise ValueError(f"engine: choose 'tree', 'heap' or 'dense', got {queue!r}")
         self.model = model
         self.queue = queue
         self._keep = []
         self.c.n = <id_t>n
         self.c.clock = clock
         self.c.n_renorm = n_renorm
-        self.c.slots = <Slot*>big_alloc(n * sizeof(Slot))
+        self.c.slots = <Slot*>big_alloc(tree_padded(n) * sizeof(Slot))
         if self.c.slots == NULL:
             raise MemoryError(f"cannot allocate state for {n} neurons")
         for i in range(n):
             self.c.slots[i].payload = st[i]
-            self.c.slots[i].pos = 0
-            self.c.slots[i]._pad = 0
+            self.c.slots[i].key = 0.0
         self.c.procedural = indptr is None
         if self.c.procedural:
             self.c.seed = seed
@@ -878,8 +931,14 @@ cdef class Engine:
             keys[busy] = refr[busy]
             flags[busy] = 1
         cdef unsigned char[::1] fv = flags
-        if queue == "heap":
-            heap_init(&self.heap, n, self.c.slots)
+        if queue == "tree":
+            tree_init(&self.tree, n, self.c.slots)
+            for i in range(n):
+                self.c.slots[i].key = kv[i]
+                tree_set_flag(&self.tree, <id_t>i, fv[i])
+            tree_build(&self.tree)
+        elif queue == "heap":
+            heap_init(&self.heap, n, <HeapEntry*>self.c.slots)
             heap_build(&self.heap, &kv[0], &fv[0])
         else:
             self.dense.keys = <double*>malloc(n * sizeof(double))
@@ -1031,6 +1090,7 @@ cdef class Engine:
         free(self.dense.flags)
         if self.heap._mem != NULL:
             heap_free(&self.heap)
+        tree_free(&self.tree)
         if self.src.fifos != NULL:
             for f in range(self.src.n_fifo):
                 free(self.src.fifos[f].buf)
@@ -1050,7 +1110,7 @@ cdef class Engine:
         cdef Py_ssize_t done = 0, rec = 0
         cdef int status
         cdef int code = self.model.code
-        cdef bint heap = self.queue == "heap"
+        cdef int which = QUEUE_TREE if self.queue == "tree" else (QUEUE_HEAP if self.queue == "heap" else QUEUE_DENSE)
         if max_spikes <= 0:
             return 0, 0, STATUS_COUNT
         if max_events < 0:
@@ -1064,30 +1124,15 @@ cdef class Engine:
         self.src.clock_stop = self.model.clock_at(t_stop / tau, self.c.n_renorm) if t_stop < INFINITY else INFINITY
         with nogil:
             if code == MODEL_LIF:
-                if heap:
-                    status = run_loop(&self.model.lif, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
-                else:
-                    status = run_loop(&self.model.lif, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+                status = run_queue(&self.model.lif, which, &self.tree, &self.heap, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             elif code == MODEL_QIF_TIME:
-                if heap:
-                    status = run_loop(&self.model.qif, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
-                else:
-                    status = run_loop(&self.model.qif, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+                status = run_queue(&self.model.qif, which, &self.tree, &self.heap, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             elif code == MODEL_TABLE:
-                if heap:
-                    status = run_loop(&self.model.tab, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
-                else:
-                    status = run_loop(&self.model.tab, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+                status = run_queue(&self.model.tab, which, &self.tree, &self.heap, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             elif code == MODEL_MIXED:
-                if heap:
-                    status = run_loop(&self.model.mix, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
-                else:
-                    status = run_loop(&self.model.mix, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+                status = run_queue(&self.model.mix, which, &self.tree, &self.heap, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
             else:
-                if heap:
-                    status = run_loop(&self.model.qifp, &self.heap, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
-                else:
-                    status = run_loop(&self.model.qifp, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
+                status = run_queue(&self.model.qifp, which, &self.tree, &self.heap, &self.dense, &self.c, &self.src, tp, ip, max_spikes, max_events, t_stop, tau, &done, &rec)
         if code == MODEL_TABLE and self.model.tab_below:
             raise ValueError(
                 f"table model: {self.model.tab_below} input(s) drove a neuron below the domain of table "
@@ -1107,9 +1152,13 @@ cdef class Engine:
         return out
 
     cdef inline double _key(self, id_t i) noexcept:
+        if self.tree._mem != NULL:
+            return queue_key(&self.tree, i)
         return queue_key(&self.heap, i) if self.heap._mem != NULL else self.dense.keys[i]
 
     cdef inline bint _flagged(self, id_t i) noexcept:
+        if self.tree._mem != NULL:
+            return queue_flag(&self.tree, i)
         return queue_flag(&self.heap, i) if self.heap._mem != NULL else self.dense.flags[i] != 0
 
     def keys(self):
