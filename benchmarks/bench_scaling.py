@@ -24,21 +24,34 @@ import numpy as np
 import sparseprop as sp
 
 
-def measure(model, n, k, engine, spikes, repeats, warmup):
-    net = sp.balanced_network(n=n, k=k, model=model)
-    samples = []
+def measure(configs, repeats, quick):
+    """Median ns per spike of every configuration, the configurations interleaved within each round
+    (so that the host's load drifts over all of them alike). Each starts from a warmed-up state."""
+    nets, states, spikes, samples = {}, {}, {}, {c: [] for c in configs}
+    for c in configs:
+        model, n, k, engine = c
+        nets[c] = sp.balanced_network(n=n, k=k, model=model)
+        spikes[c] = spikes_for(n, k, engine, quick)
+        if engine == "dense" and n >= 10**6:
+            spikes[c] = 300 if quick else 2000
+        warmup = min(max(n // 2, 1000), 200_000) if engine != "dense" else min(spikes[c], 2000)
+        states[c] = sp.simulate(nets[c], spikes=warmup, engine=engine, progress=False).final_state
+    rows = {}
     for _ in range(repeats):
-        first = sp.simulate(net, spikes=warmup, engine=engine, progress=False)   # transient + caches
-        res = sp.simulate(net, spikes=spikes, engine=engine, state=first.final_state, progress=False)
-        samples.append(res.ns_per_spike)
-    return {"model": model, "n": n, "k": k, "engine": engine, "spikes": spikes,
-            "ns_per_spike": statistics.median(samples), "samples": samples,
-            "rate_hz": res.mean_rate()}
+        for c in configs:
+            res = sp.simulate(nets[c], spikes=spikes[c], engine=c[3], state=states[c], progress=False)
+            samples[c].append(res.ns_per_spike)
+            rows[c] = {"model": c[0], "n": c[1], "k": c[2], "engine": c[3], "spikes": spikes[c],
+                       "ns_per_spike": statistics.median(samples[c]), "samples": samples[c],
+                       "rate_hz": res.mean_rate()}
+    for c in configs:
+        print(f"{c[0]} n={c[1]:>8} k={c[2]:>4} {c[3]:5}: {rows[c]['ns_per_spike']:10.0f} ns/spike", file=sys.stderr)
+    return [rows[c] for c in configs]
 
 
-def spikes_for(n, engine, quick):
+def spikes_for(n, k, engine, quick):
     budget = 0.3 if quick else 1.5              # seconds per sample, roughly
-    per_spike = 4e-6 if engine != "dense" else 1.2e-9 * n + 3e-6
+    per_spike = 4e-8 * max(k, 30) if engine != "dense" else 1.2e-9 * n + 3e-6
     return int(min(max(budget / per_spike, 2000), 2_000_000))
 
 
@@ -54,17 +67,9 @@ def main(argv=None):
     ns = [10**3, 10**4, 10**5, 10**6] + ([10**7] if args.big else [])
     configs = [("lif", n, 100, engine) for engine in ("tree", "heap") for n in ns]
     configs += [("lif", n, 100, "dense") for n in ns if n <= 10**6]
-    configs += [("lif", 10**5, k, "tree") for k in (10, 30, 300, 1000)]
+    configs += [("lif", 10**5, k, engine) for engine in ("tree", "heap") for k in (10, 30, 300, 1000)]
     configs += [("qif", n, 100, engine) for engine in ("tree", "heap") for n in (10**5, 10**6)]
-    rows = []
-    for model, n, k, engine in configs:
-        spikes = spikes_for(n, engine, args.quick)
-        if engine == "dense" and n >= 10**6:
-            spikes = 300 if args.quick else 2000
-        warmup = min(max(n // 2, 1000), 200_000) if engine != "dense" else min(spikes, 2000)
-        row = measure(model, n, k, engine, spikes, repeats, warmup)
-        rows.append(row)
-        print(f"{model} n={n:>8} k={k:>4} {engine:5}: {row['ns_per_spike']:10.0f} ns/spike", file=sys.stderr)
+    rows = measure(configs, repeats, args.quick)
 
     def get(model, n, k, engine):
         return next(r["ns_per_spike"] for r in rows if (r["model"], r["n"], r["k"], r["engine"]) == (model, n, k, engine))
@@ -76,6 +81,8 @@ def main(argv=None):
         "tree_growth_1e3_to_1e6": tree[10**6] / tree[10**3],
         "heap_growth_1e3_to_1e6": get("lif", 10**6, 100, "heap") / get("lif", 10**3, 100, "heap"),
         "tree_over_heap": {str(n): tree[n] / get("lif", n, 100, "heap") for n in ns},
+        "tree_over_heap_k_n1e5": {str(k): get("lif", 10**5, k, "tree") / get("lif", 10**5, k, "heap")
+                                  for k in (10, 30, 100, 300, 1000)},
         "qif_over_lif_n1e5": get("qif", 10**5, 100, "tree") / tree[10**5],
         "qif_over_lif_n1e6": get("qif", 10**6, 100, "tree") / tree[10**6],
         "speedup_vs_dense": {str(n): get("lif", n, 100, "dense") / tree[n] for n in ns if n <= 10**6},
@@ -112,10 +119,11 @@ def plot(rows, ns, path):
     a.set_title("K = 100")
     a.legend()
     a.grid(True, which="both", alpha=0.3)
-    pts = sorted((r["k"], r["ns_per_spike"]) for r in rows
-                 if r["model"] == "lif" and r["engine"] == "tree" and r["n"] == 10**5)
-    x, y = zip(*pts)
-    b.loglog(x, np.array(y) / 1e3, "o-", label="LIF tree")
+    for engine, style in (("tree", "o-"), ("heap", "d:")):
+        pts = sorted((r["k"], r["ns_per_spike"]) for r in rows
+                     if r["model"] == "lif" and r["engine"] == engine and r["n"] == 10**5)
+        x, y = zip(*pts)
+        b.loglog(x, np.array(y) / 1e3, style, label=f"LIF {engine}")
     b.set_xlabel("synapses per neuron K")
     b.set_ylabel("µs per network spike")
     b.set_title("N = 100,000")
