@@ -17,7 +17,7 @@
 #   id, so the top is the same as the heap's, whatever the history. Level `height` is the root.
 # - Deferred repairs (`tree_input`): an input changes a leaf key at once and, only when its group's
 #   minimum changed, queues the group; its summary lines are prefetched, and repairs run TREE_DEFER
-#   at a time once TREE_RING groups wait (and at `tree_flush`), so each waits >= 8 queued inputs. Between an input and the flush only leaves are exact; the root is
+#   at a time once TREE_PENDING groups wait (and at `tree_flush`), so each waits >= 8 queued inputs. Between an input and the flush only leaves are exact; the root is
 #   exact again after `tree_flush`. Every other operation repairs immediately.
 # - `flags`: one caller's bit per id (the engine: 1 = refractory, key = its end).
 from libc.stdint cimport uint64_t
@@ -29,12 +29,15 @@ cdef extern from *:
     #ifndef SPARSEPROP_TREE_DEFER
     #define SPARSEPROP_TREE_DEFER 8
     #endif
+    #if SPARSEPROP_TREE_DEFER < 1 || SPARSEPROP_TREE_DEFER > 16
+    #error "SPARSEPROP_TREE_DEFER must lie in 1..16 (TREE_PENDING)"
+    #endif
     """
     const int TREE_DEFER "SPARSEPROP_TREE_DEFER"
 
 cdef enum:
     TREE_MAX_HEIGHT = 24       # 4**24 > 2**31 ids
-    TREE_RING = 16             # pending ring capacity (a power of two); repairs run TREE_DEFER at a time
+    TREE_PENDING = 16          # capacity of the pending list; when full, the oldest TREE_DEFER are repaired
 
 
 ctypedef struct TreeLeaf:
@@ -57,8 +60,7 @@ ctypedef struct Tree:
     Py_ssize_t n
     uint64_t* flags
     void* _mem
-    Py_ssize_t pend[TREE_RING]
-    int pend_head
+    Py_ssize_t pend[TREE_PENDING]         # level-1 groups waiting for a repair, oldest first
     int pend_n
 
 
@@ -144,10 +146,10 @@ cdef inline void tree_prefetch_path(const Tree* t, id_t i) noexcept nogil:
 
 cdef inline void tree_flush(Tree* t) noexcept nogil:
     """Apply every deferred repair: the root is exact again."""
-    while t.pend_n:
-        _repair(t, t.pend[t.pend_head])
-        t.pend_head = (t.pend_head + 1) & (TREE_RING - 1)
-        t.pend_n -= 1
+    cdef int a
+    for a in range(t.pend_n):
+        _repair(t, t.pend[a])
+    t.pend_n = 0
 
 
 cdef inline void tree_input(Tree* t, id_t i, double old, double key) noexcept nogil:
@@ -157,7 +159,7 @@ cdef inline void tree_input(Tree* t, id_t i, double old, double key) noexcept no
     The group's minimum changes iff (min(old, key), i) beats the minimum of the other three leaves:
     i was the minimum, or becomes it. Most inputs (3 in 4) stop here, on the line of i's leaf. The
     outcome is data-dependent, hence unpredictable: no branch on it (the group is always written
-    to the ring, and counted only if it changed; repairs run in batches)."""
+    to the pending list, and counted only if it changed; repairs run in batches)."""
     cdef Py_ssize_t g = i >> 2
     cdef int c = i & 3, d
     cdef TreeLeaf* b = t.leaves + 4 * g
@@ -168,7 +170,7 @@ cdef inline void tree_input(Tree* t, id_t i, double old, double key) noexcept no
     cdef bint same
     m = k3 if k3 < m else m
     b[c].key = key
-    same = (key == old) & (signbit(key) == signbit(old))
+    same = (<uint64_t*>&key)[0] == (<uint64_t*>&old)[0]      # to the bit: -0.0 is not 0.0 here
     changed = (lo < m) & (not same)
     if lo == m:                 # a tie on the key: i wins unless a smaller index holds it
         changed = not same
@@ -179,13 +181,14 @@ cdef inline void tree_input(Tree* t, id_t i, double old, double key) noexcept no
     # by arithmetic rather than a branch
     prefetch(t.level[1] + (g & ~(<Py_ssize_t>3)) * changed)
     prefetch(t.level[t.up2] + ((g >> 2) & ~(<Py_ssize_t>3)) * changed)
-    t.pend[(t.pend_head + t.pend_n) & (TREE_RING - 1)] = g
+    t.pend[t.pend_n] = g
     t.pend_n += <int>changed
-    if t.pend_n == TREE_RING:
-        while t.pend_n > TREE_RING - TREE_DEFER:
-            _repair(t, t.pend[t.pend_head])
-            t.pend_head = (t.pend_head + 1) & (TREE_RING - 1)
-            t.pend_n -= 1
+    if t.pend_n == TREE_PENDING:
+        for d in range(TREE_DEFER):
+            _repair(t, t.pend[d])
+        for d in range(TREE_DEFER, TREE_PENDING):
+            t.pend[d - TREE_DEFER] = t.pend[d]
+        t.pend_n = TREE_PENDING - TREE_DEFER
 
 
 cdef inline bint tree_flag(const Tree* t, id_t i) noexcept nogil:

@@ -46,7 +46,6 @@ cdef int tree_init(Tree* t, Py_ssize_t n, TreeLeaf* leaves) except -1 nogil:
     for i in range(n, t.count[0]):
         leaves[i].payload = 0.0
         leaves[i].key = INFINITY
-    t.pend_head = 0
     t.pend_n = 0
     return 0
 
@@ -67,7 +66,6 @@ cdef void tree_build(Tree* t) noexcept nogil:
     for l in range(2, t.height + 1):
         for g in range(t.count[l]):
             _node_min(&t.level[l - 1][4 * g], &t.level[l][g].key, &t.level[l][g].id)
-    t.pend_head = 0
     t.pend_n = 0
 
 
