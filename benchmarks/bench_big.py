@@ -1,12 +1,14 @@
 """Large run: N = 1e6 LIF (or --model qif), 1e7 spikes, recording on; wall time and peak memory.
 
-    python benchmarks/bench_big.py [--n 1000000] [--spikes 10000000] [--model lif]
+    python benchmarks/bench_big.py [--n 1000000] [--spikes 10000000] [--model lif] [--out FILE.json]
 
 Runs the simulation in a fresh child process (so peak RSS is the run's own) and prints one JSON
-line: wall_s (whole command incl. set-up), sim wall_s, ns_per_spike, peak_rss_mb, rate_hz.
+line: wall_s (whole command incl. set-up), sim wall_s, ns_per_spike, peak_rss_mb, rate_hz; also
+written to --out (default benchmarks/results/big_<model>.json).
 """
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -30,7 +32,10 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=10**6)
     ap.add_argument("--spikes", type=int, default=10**7)
     ap.add_argument("--model", default="lif")
+    ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/big_<model>.json)")
     args = ap.parse_args(argv)
+    out_path = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                        f"big_{args.model}.json")
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", CHILD, str(args.n), str(args.spikes), args.model],
                          check=True, capture_output=True, text=True).stdout
@@ -39,6 +44,9 @@ def main(argv=None):
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     row.update(benchmark="big", model=args.model, n=args.n, k=100, wall_s=wall, peak_rss_mb=peak_mb)
     print(json.dumps(row))
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as f:
+        json.dump(row, f, indent=1)
     return 0
 
 

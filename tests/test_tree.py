@@ -15,19 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from sparseprop._core import _tree
+from test_heap import keys_st, ref_top   # the heap's reference and key strategy
 
 IndexedTree = _tree.IndexedTree
 INF = math.inf
-
-keys_st = st.one_of(
-    st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, INF, 1e-300, -1e300]),
-    st.floats(allow_nan=False, allow_infinity=False, width=64),
-    st.just(INF),
-)
-
-
-def ref_top(keys):
-    return min(((k, i) for i, k in enumerate(keys)), key=lambda p: (p[0], p[1]))
 
 
 class TreeMachine(RuleBasedStateMachine):

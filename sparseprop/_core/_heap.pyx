@@ -54,6 +54,18 @@ def heap_arity():
     return HEAP_ARITY
 
 
+def as_keys(keys):
+    """`keys` as a contiguous float64 array for IndexedHeap / IndexedTree, or a ValueError."""
+    keys = np.ascontiguousarray(keys, dtype=np.float64)
+    if keys.ndim != 1 or keys.shape[0] == 0:
+        raise ValueError("keys: expected a non-empty 1-D array")
+    if keys.shape[0] >= INT32_MAX:
+        raise ValueError("keys: at most 2**31 - 2 ids")
+    if np.isnan(keys).any():
+        raise ValueError("keys: NaN is not a valid key")
+    return keys
+
+
 cdef class IndexedHeap:
     """Indexed min-heap over ids 0..n-1, ordered by (key, id).
 
@@ -66,13 +78,7 @@ cdef class IndexedHeap:
     cdef HeapEntry* _entries
 
     def __cinit__(self, keys):
-        keys = np.ascontiguousarray(keys, dtype=np.float64)
-        if keys.ndim != 1 or keys.shape[0] == 0:
-            raise ValueError("keys: expected a non-empty 1-D array")
-        if keys.shape[0] >= INT32_MAX:
-            raise ValueError("keys: at most 2**31 - 2 ids")
-        if np.isnan(keys).any():
-            raise ValueError("keys: NaN is not a valid key")
+        keys = as_keys(keys)
         cdef double[::1] k = keys
         self._entries = <HeapEntry*>calloc(keys.shape[0], sizeof(HeapEntry))
         if self._entries == NULL:

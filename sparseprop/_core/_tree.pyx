@@ -7,6 +7,7 @@ from libc.math cimport INFINITY, isnan
 import numpy as np
 
 from sparseprop._core._memory cimport big_alloc
+from sparseprop._core._heap import as_keys
 
 
 cdef int tree_init(Tree* t, Py_ssize_t n, TreeLeaf* leaves) except -1 nogil:
@@ -87,13 +88,7 @@ cdef class IndexedTree:
     cdef TreeLeaf* _leaves
 
     def __cinit__(self, keys):
-        keys = np.ascontiguousarray(keys, dtype=np.float64)
-        if keys.ndim != 1 or keys.shape[0] == 0:
-            raise ValueError("keys: expected a non-empty 1-D array")
-        if keys.shape[0] >= INT32_MAX:
-            raise ValueError("keys: at most 2**31 - 2 ids")
-        if np.isnan(keys).any():
-            raise ValueError("keys: NaN is not a valid key")
+        keys = as_keys(keys)
         cdef double[::1] k = keys
         cdef Py_ssize_t n = keys.shape[0], i
         self._t._mem = NULL
