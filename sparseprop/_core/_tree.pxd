@@ -1,10 +1,10 @@
 # Indexed tournament (winner) tree over ids 0..n-1: the event engine's priority queue.
 #
 # Why not the heap (_heap.pxd): a heap moves nodes, so finding a neuron's key goes through a position
-# map and every sift level writes another neuron's position: at 10^6 neurons an input touches ~2.7
-# random cache lines. Here a neuron's key never moves: it sits in the caller's per-neuron record next
-# to the neuron's state, and an input touches that one line (plus, for about 1 input in 4, the line
-# of its group's summary). A spiker's path to the root is known from its id alone, so all of its
+# map and every sift level writes another neuron's position: at 10^6 neurons an input touches at
+# least two random cache lines (record with position, heap node), plus two per sift level. Here a
+# neuron's key never moves: it sits in the caller's per-neuron record next to the neuron's state, and
+# an input touches that one line (plus, for about 1 input in 4, the line of its group's summary). A spiker's path to the root is known from its id alone, so all of its
 # lines are fetched at once instead of one dependent miss per level.
 #
 # Layout and invariants
@@ -17,8 +17,9 @@
 #   id, so the top is the same as the heap's, whatever the history. Level `height` is the root.
 # - Deferred repairs (`tree_input`): an input changes a leaf key at once and, only when its group's
 #   minimum changed, queues the group; its summary lines are prefetched, and repairs run TREE_DEFER
-#   at a time once TREE_PENDING groups wait (and at `tree_flush`), so each waits >= 8 queued inputs. Between an input and the flush only leaves are exact; the root is
-#   exact again after `tree_flush`. Every other operation repairs immediately.
+#   at a time once TREE_PENDING groups wait (and at `tree_flush`), so each waits >= 8 queued groups.
+#   Between an input and the flush only leaves are exact; the root is exact again after
+#   `tree_flush`. Every other operation repairs immediately.
 # - `flags`: one caller's bit per id (the engine: 1 = refractory, key = its end).
 from libc.stdint cimport uint64_t
 from libc.math cimport signbit
@@ -72,10 +73,6 @@ cdef void tree_build(Tree* t) noexcept nogil
 cdef inline Py_ssize_t tree_padded(Py_ssize_t n) noexcept nogil:
     """Number of leaves the caller allocates for n ids (a multiple of 4)."""
     return (n + 3) & ~(<Py_ssize_t>3)
-
-
-cdef inline bint _less(double ka, id_t ia, double kb, id_t ib) noexcept nogil:
-    return (ka < kb) | ((ka == kb) & (ia < ib))
 
 
 cdef inline void _leaf_min(const TreeLeaf* a, Py_ssize_t g, double* key, id_t* id) noexcept nogil:
