@@ -116,6 +116,17 @@ def same_bits(a, b):
             and np.array_equal(np.asarray(a.neurons), np.asarray(b.neurons)))
 
 
+def assert_same_state(a, b):
+    """Two NetworkStates are identical: states, clock, epoch, time, spike count, network and
+    pending events, to the bit."""
+    np.testing.assert_array_equal(a.states, b.states)
+    assert (a.clock, a.n_renorm, a.t, a.n_spikes, a.fingerprint) == (b.clock, b.n_renorm, b.t, b.n_spikes,
+                                                                      b.fingerprint)
+    assert set(a.events) == set(b.events)
+    for key, val in a.events.items():
+        np.testing.assert_array_equal(np.asarray(b.events[key]), np.asarray(val), err_msg=key)
+
+
 def concat(parts):
     return (np.concatenate([np.asarray(p.times) for p in parts]),
             np.concatenate([np.asarray(p.neurons) for p in parts]))

@@ -12,16 +12,6 @@ import oracle  # noqa: E402
 TAU = 0.01
 
 
-def _same(a, b):
-    return (np.array_equal(np.asarray(a.times), np.asarray(b.times))
-            and np.array_equal(np.asarray(a.neurons), np.asarray(b.neurons)))
-
-
-def _concat(parts):
-    return (np.concatenate([np.asarray(p.times) for p in parts]),
-            np.concatenate([np.asarray(p.neurons) for p in parts]))
-
-
 def _nets():
     rng = np.random.default_rng(12)
     yield "lif_balanced", sp.balanced_network(n=1000, k=50, model="lif", seed_net=1)
@@ -54,18 +44,18 @@ def test_same_seed_bit_identical(name, engine):
     a = sp.simulate(net, spikes=5000, engine=engine, **_ic(name))
     b = sp.simulate(net, spikes=5000, engine=engine, **_ic(name))
     assert a.n_spikes == 5000
-    assert _same(a, b)
+    assert nets.same_bits(a, b)
 
 
 @pytest.mark.parametrize("model", ["lif", "qif"])
 def test_rebuilt_network_bit_identical(model):
     a = sp.simulate(sp.balanced_network(n=800, k=40, model=model, seed_net=5), spikes=4000, seed_ic=9)
     b = sp.simulate(sp.balanced_network(n=800, k=40, model=model, seed_net=5), spikes=4000, seed_ic=9)
-    assert _same(a, b)
+    assert nets.same_bits(a, b)
     # and through the plain-dict description
     net = sp.balanced_network(n=800, k=40, model=model, seed_net=5)
     c = sp.simulate(sp.Network.from_dict(net.to_dict()), spikes=4000, seed_ic=9)
-    assert _same(a, c)
+    assert nets.same_bits(a, c)
 
 
 @pytest.mark.parametrize("model", ["lif", "qif"])
@@ -77,7 +67,7 @@ def test_different_seeds_differ(model):
     net2 = sp.balanced_network(n=800, k=40, model=model, seed_net=6)
     assert any(not np.array_equal(net.targets(j)[0], net2.targets(j)[0]) for j in range(20))
     c = sp.simulate(net2, spikes=2000, seed_ic=1)
-    assert not _same(a, c)
+    assert not nets.same_bits(a, c)
 
 
 # ----------------------------------------------------------------------- continuation
@@ -89,7 +79,7 @@ def test_continuation_by_spikes(name, engine):
     a = sp.simulate(net, spikes=3000, engine=engine, **_ic(name))
     b = sp.simulate(net, spikes=4000, state=a.final_state, engine=engine)
     assert b.t_start == a.t_end
-    t, j = _concat([a, b])
+    t, j = nets.concat([a, b])
     assert np.array_equal(t, np.asarray(full.times))
     assert np.array_equal(j, np.asarray(full.neurons))
 
@@ -106,7 +96,7 @@ def test_continuation_many_uneven_pieces(name):
         assert r.n_spikes == s
         parts.append(r)
         state = r.final_state
-    t, j = _concat(parts)
+    t, j = nets.concat(parts)
     assert np.array_equal(t, np.asarray(full.times))
     assert np.array_equal(j, np.asarray(full.neurons))
 
@@ -125,7 +115,7 @@ def test_continuation_split_inside_cascade(engine):
     for first in (1, 2, 3):
         a = sp.simulate(net, spikes=first, initial_voltages=v0, engine=engine)
         b = sp.simulate(net, spikes=40 - first, state=a.final_state, engine=engine)
-        t, j = _concat([a, b])
+        t, j = nets.concat([a, b])
         assert np.array_equal(j, np.asarray(full.neurons)), first
         assert np.array_equal(t, np.asarray(full.times)), first
 
@@ -141,7 +131,7 @@ def test_continuation_by_t_max(name):
     b = sp.simulate(net, t_max=0.2, state=a.final_state)
     c = sp.simulate(net, t_max=0.3, state=b.final_state)
     assert full.n_spikes > 100
-    t, j = _concat([a, b, c])
+    t, j = nets.concat([a, b, c])
     assert np.array_equal(j, np.asarray(full.neurons))
     assert np.array_equal(t, np.asarray(full.times))
     assert c.t_end == pytest.approx(0.3, abs=1e-15)
@@ -154,7 +144,7 @@ def test_record_false_same_count_and_state():
     assert b.n_spikes == 3000 and b.t_end == a.t_end
     ca = sp.simulate(net, spikes=500, state=a.final_state)
     cb = sp.simulate(net, spikes=500, state=b.final_state)
-    assert _same(ca, cb)
+    assert nets.same_bits(ca, cb)
 
 
 def test_final_state_reusable_twice():
@@ -163,7 +153,7 @@ def test_final_state_reusable_twice():
     a = sp.simulate(net, spikes=1000, seed_ic=4)
     b1 = sp.simulate(net, spikes=1000, state=a.final_state)
     b2 = sp.simulate(net, spikes=1000, state=a.final_state)
-    assert _same(b1, b2)
+    assert nets.same_bits(b1, b2)
 
 
 # ----------------------------------------------------------------------- long-run precision
@@ -228,7 +218,7 @@ def test_long_run_continuation_in_pieces_matches():
         r = sp.simulate(net, spikes=10_000, **kw)
         parts.append(r)
         state = r.final_state
-    t, j = _concat(parts)
+    t, j = nets.concat(parts)
     assert np.array_equal(t, np.asarray(full.times))
     assert np.array_equal(j, np.asarray(full.neurons))
 
