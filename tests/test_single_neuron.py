@@ -226,3 +226,23 @@ def test_ptc_scalar_arguments():
         g = float(m.ptc(phi, w, I))
         assert g == pytest.approx(float(m.phase_from_voltage(m.voltage_from_phase(phi, I) + w, I)),
                                   rel=1e-12, abs=1e-12)
+
+
+
+@pytest.mark.parametrize("drive", [0.3, 2.0])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_qif_phase_inputs_of_every_size_and_sign_vs_oracle(drive, seed):
+    """A QIF network with a shared drive (no delays or inputs) runs in the phase form, where an
+    input is a shear of the half-phase direction and the key a diamond angle: synapses of both
+    signs from 1e-3 to 30 (beyond a half turn of phase), delivered at spike instants (every
+    position of the clock in its quadrant) to neurons at every phase, against the voltage oracle
+    (300 spikes: QIF networks are chaotic)."""
+    rng = np.random.default_rng(seed)
+    n, k = 60, 3
+    rows = [[(int(i), float(rng.choice([-1.0, 1.0]) * 10.0 ** rng.uniform(-3.0, 1.5)))
+             for i in rng.choice(np.delete(np.arange(n), j), k, replace=False)] for j in range(n)]
+    net = sp.Network(sp.QIF(), n, drive, tau=TAU, connectivity=nets.csr(rows))
+    assert net.bind().kind == "qif" and np.ndim(net.bind().drive) == 0   # the phase form
+    v0 = nets.initial_voltages(rng, "qif", drive, n)
+    res, ores = nets.run_pair(net, v0, spikes=300)
+    nets.assert_same_spikes(res, ores)

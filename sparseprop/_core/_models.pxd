@@ -132,21 +132,14 @@ ctypedef struct MixedModel:
     const MixedParams* p
 
 
-ctypedef struct QIFQuadrant:
-    # the clock's direction c = (cx, cy) and u = c/|c|^2, rotated back by q quarter turns
-    double cs             # cx + cy
-    double cy
-    double ux
-    double uy
-
-
 ctypedef struct QIFPhaseModel:
     double inv_sqrt_drive
     double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
-    # scratch set by model_begin_spike: direction of the clock's half-phase, its diamond angle, the
-    # key of the start of the clock's turn, and c, u seen from each quadrant q
-    double cx, cy, cp, cbase
-    QIFQuadrant quad[8]   # quad[q] == quad[q & 3]: keys lie in the clock's turn and the next half turn
+    # scratch set by model_begin_spike, in the frame Q of the clock's quadrant (the global frame
+    # turned back by whole quarter turns, so that diamond angles there are the keys' minus an
+    # integer): the clock's direction c = (cx, cy), u = c/|c|^2, mid = the key of Q's half turn,
+    # late = a key past any reachable one (mid + 1.5: angle 3.5 in Q, i.e. rounded behind the clock)
+    double cx, cy, ux, uy, mid, late
 
 
 ctypedef struct TableModel:
@@ -170,14 +163,6 @@ cdef extern from *:
     """
     const double* QCOS "sparseprop_quarter_cos"
     const double* QSIN "sparseprop_quarter_sin"
-
-
-cdef inline double diamond_angle(double x, double y) noexcept nogil:
-    """Diamond angle of the direction (x, y) in [0, 4): monotone in atan2(y, x) mod 2 pi."""
-    cdef int q = 2 * (y < 0.0) + ((x < 0.0) != (y < 0.0))
-    cdef double xr = QCOS[q] * x + QSIN[q] * y       # rotate back into the first quadrant
-    cdef double yr = QCOS[q] * y - QSIN[q] * x
-    return q + yr / (xr + yr)
 
 
 cdef inline double diamond_direction(double key, double* x, double* y) noexcept nogil:
@@ -205,19 +190,17 @@ cdef inline double diamond_to_angle(double key) noexcept nogil:
 
 
 cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
-    cdef double inv_norm2, cx, cy
-    cdef int q
+    cdef double p, f, inv_norm2
     if model_t is QIFPhaseModel:
-        m.cp = diamond_direction(clock, &m.cx, &m.cy)
-        m.cbase = clock - m.cp
+        p = floor(clock)                           # clock - p: the clock's diamond angle in frame Q
+        f = clock - p
+        m.cx = 1.0 - f
+        m.cy = f
         inv_norm2 = 1.0 / (m.cx * m.cx + m.cy * m.cy)
-        for q in range(8):                          # rotations by quarter turns: exact
-            cx = QCOS[q & 3] * m.cx + QSIN[q & 3] * m.cy
-            cy = QCOS[q & 3] * m.cy - QSIN[q & 3] * m.cx
-            m.quad[q].cs = cx + cy
-            m.quad[q].cy = cy
-            m.quad[q].ux = cx * inv_norm2
-            m.quad[q].uy = cy * inv_norm2
+        m.ux = m.cx * inv_norm2
+        m.uy = m.cy * inv_norm2
+        m.mid = p + 2.0
+        m.late = p + 3.5
 
 
 cdef inline double qif_time_input(const QIFParams* p, double s, double clock, double w) noexcept nogil:
@@ -285,9 +268,7 @@ cdef inline double qif_zero_input(const MixedParams* p, double s, double clock, 
 
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
-    cdef double r, y, x0, y0, ry, p
-    cdef int q
-    cdef const QIFQuadrant* cq
+    cdef double r, h, x0, y0, ry, p
     cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
@@ -311,35 +292,29 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
             m.n_below[0] += 1
         return clock + r
     elif model_t is QIFPhaseModel:
-        # s lies in [clock, clock + 2], so p lies in [cp, cp + 2], below 6: quadrant q < 6 (8) of the
-        # clock's turn unwrapped into the next one (no wrap-around: its branch would be unpredictable)
-        p = s - m.cbase
-        # Direction v of the next spike's half-phase: (x0, y0) = (1 - f, f) in the frame of its
-        # quadrant q. In the clock's frame v is (rx, ry) ~ (cos, sin) of the remaining half-phase
-        # r/2 in (0, pi], and rx/ry = cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear
-        # (rx, ry) -> (rx + w' ry, ry), i.e. v -> v + w' ry c/|c|^2 (no division). ry = c x v.
-        q = <int>p
-        x0 = p - q
-        cq = &m.quad[q]
-        ry = x0 * cq.cs - cq.cy
+        # Keys lie in [clock, clock + 2], so their diamond angles in frame Q lie in [0, 3): no
+        # wrap-around and no quadrant to find. With h = angle - 2 in [-2, 1), the direction of the
+        # next spike's half-phase is v = (|h| - 1, 1 - |1 + h|) (|x| + |y| = 1), and back:
+        # h = -copysign(1 + x/(|x| + |y|), y). Both are branch-free.
+        h = s - m.mid
+        x0 = fabs(h) - 1.0
+        y0 = 1.0 - fabs(1.0 + h)
+        # In the clock's frame v ~ (cos, sin) of the remaining half-phase r/2 in (0, pi], and
+        # cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear v -> v + w' ry c/|c|^2,
+        # ry = c x v, which keeps v in the half plane left of c.
+        ry = m.cx * y0 - m.cy * x0
         if not ry > 1e-12:
             # within ~1e-12 of reset (V = -inf) or of threshold: an input moves the phase by
             # ~w ry^2, nothing. (Rounding of s can put a reset a hair past the half turn, ry < 0,
             # where the shear would read "about to fire".)
             return s
         ry *= w * m.inv_sqrt_drive
-        y0 = x0 + ry * cq.uy
-        x0 = (1.0 - x0) + ry * cq.ux
-        if x0 >= 0.0 and y0 >= 0.0:
-            p = q + y0 / (x0 + y0)                 # still in quadrant q: its (unwrapped) diamond angle
-        else:
-            q &= 3
-            p = diamond_angle(QCOS[q] * x0 - QSIN[q] * y0, QSIN[q] * x0 + QCOS[q] * y0)
-            if p <= m.cp - 2.0:
-                p += 4.0                           # the next spike lies in the next turn
-        if p <= m.cp:
-            return clock                           # rounded onto the clock: fires now
-        return m.cbase + p
+        x0 += ry * m.ux
+        y0 += ry * m.uy
+        p = m.mid - copysign(1.0 + x0 / (fabs(x0) + fabs(y0)), y0)
+        if p <= clock or p > m.late:
+            return clock                           # rounded onto (or a hair behind) the clock: fires now
+        return p
     else:
         return qif_time_input(&m.p[i * m.stride], s, clock, w)
 

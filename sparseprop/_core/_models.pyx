@@ -539,7 +539,7 @@ _TWO_PI = 2.0 * np.pi
 
 
 def _key_from_half_angle(a):
-    """Unwrapped diamond key of half-phase angles a (NumPy twin of _models.pxd's diamond_angle)."""
+    """Unwrapped diamond key of half-phase angles a (the keys of _models.pxd's QIFPhaseModel)."""
     a = np.asarray(a, dtype=np.float64)
     turns = np.floor(a / _TWO_PI)
     a0 = a - _TWO_PI * turns
