@@ -483,16 +483,54 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
         src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
 
 
+cdef inline bint queue_flagged(const queue_t* q, id_t i) noexcept nogil:
+    """Refractory: inputs to i are ignored."""
+    if queue_t is Tree:
+        return tree_flag(q, i)
+    elif queue_t is Heap:
+        return q.nodes[q.entries[i].pos].flag != 0
+    else:
+        return q.flags[i] != 0
+
+
+cdef inline void settle(queue_t* q, Core* e, id_t i, double key, double clock) noexcept nogil:
+    """Give target i its new key in the queue (its key before the input is read here, so that a
+    repeated target of the same row sees the previous input's key)."""
+    cdef Py_ssize_t p
+    cdef double old
+    if queue_t is Tree:
+        old = e.slots[i].key
+    elif queue_t is Heap:
+        p = q.entries[i].pos
+        old = q.nodes[p].key
+    else:
+        old = q.keys[i]
+    if e.tape != NULL:
+        # the record that lifted i to threshold (first crossing); -1 once pushed back below
+        if key != clock:
+            e.tape.trig[i] = -1
+        elif old != clock:
+            e.tape.trig[i] = e.tape.n - 1
+    if queue_t is Tree:
+        tree_input(q, i, old, key)
+    elif queue_t is Heap:
+        heap_change_key(q, p, old, key)
+    else:
+        q.keys[i] = key
+
+
 cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id_t* tg,
                          const double* wp, Py_ssize_t nt) noexcept nogil:
     """Inputs wp[a] to neurons tg[a] at `clock`, in order; a refractory target (flag) ignores them.
     A target at threshold (key == clock) still takes inputs of the same instant: it fires only if
     it is at threshold when its turn comes, so same-instant inputs are summed (as NEST does)."""
-    cdef Py_ssize_t a, p
-    cdef id_t i
-    cdef double s, old, key
-    # Software pipeline over the targets' random memory: slots PF_SLOT ahead, heap nodes
-    # PF_NODE ahead (their position comes from the slot fetched earlier).
+    cdef Py_ssize_t a
+    cdef id_t i, held = -1
+    cdef double s, key, held_key = 0.0
+    # Software pipeline over the targets' random memory: slots PF_SLOT ahead, queue nodes
+    # PF_NODE ahead (a heap position comes from the slot fetched earlier). The queue update of a
+    # target runs one target behind its model arithmetic, so that the two overlap (a long input
+    # map such as QIF's would otherwise stall the update that waits for its key).
     for a in range(min(PF_SLOT, nt)):
         prefetch(&e.slots[tg[a]])
     for a in range(min(PF_NODE, nt)):
@@ -503,43 +541,22 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
         if a + PF_NODE < nt:
             queue_prefetch(q, tg[a + PF_NODE])
         i = tg[a]
-        if queue_t is Tree:
-            old = e.slots[i].key
-            if tree_flag(q, i):
-                if e.tape != NULL:
-                    tape_skip(e.tape, a)
-                continue
-        elif queue_t is Heap:
-            p = q.entries[i].pos
-            old = q.nodes[p].key
-            if q.nodes[p].flag != 0:
-                if e.tape != NULL:
-                    tape_skip(e.tape, a)
-                continue
-        else:
-            old = q.keys[i]
-            if q.flags[i] != 0:
-                if e.tape != NULL:
-                    tape_skip(e.tape, a)
-                continue
+        if queue_flagged(q, i):
+            if e.tape != NULL:
+                tape_skip(e.tape, a)
+            continue
         if model_t is QIFModel or model_t is TableModel:
             if e.tape != NULL:
                 tape_pre(e.tape, e.slots[i].payload)     # QIF/table backward: pre-input states
         s = model_input(m, i, e.slots[i].payload, clock, wp[a])
         e.slots[i].payload = s
         key = model_key(m, i, s, clock)
-        if e.tape != NULL:
-            # the record that lifted i to threshold (first crossing); -1 once pushed back below
-            if key != clock:
-                e.tape.trig[i] = -1
-            elif old != clock:
-                e.tape.trig[i] = e.tape.n - 1
-        if queue_t is Tree:
-            tree_input(q, i, old, key)
-        elif queue_t is Heap:
-            heap_change_key(q, p, old, key)
-        else:
-            q.keys[i] = key
+        if held >= 0:
+            settle(q, e, held, held_key, clock)
+        held = i
+        held_key = key
+    if held >= 0:
+        settle(q, e, held, held_key, clock)
     if queue_t is Tree:
         tree_flush(q)
 
