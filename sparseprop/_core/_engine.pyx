@@ -483,16 +483,6 @@ cdef void renormalise(const model_t* m, queue_t* q, Core* e, Sources* src) noexc
         src.in_clock = model_clock_at(m, src.in_t[src.in_pos], e.n_renorm)
 
 
-cdef inline bint queue_flagged(const queue_t* q, id_t i) noexcept nogil:
-    """Refractory: inputs to i are ignored."""
-    if queue_t is Tree:
-        return tree_flag(q, i)
-    elif queue_t is Heap:
-        return q.nodes[q.entries[i].pos].flag != 0
-    else:
-        return q.flags[i] != 0
-
-
 cdef inline void settle(queue_t* q, Core* e, id_t i, double key, double clock) noexcept nogil:
     """Give target i its new key in the queue (its key before the input is read here, so that a
     repeated target of the same row sees the previous input's key)."""
@@ -541,7 +531,7 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
         if a + PF_NODE < nt:
             queue_prefetch(q, tg[a + PF_NODE])
         i = tg[a]
-        if queue_flagged(q, i):
+        if queue_flag(q, i):              # refractory: inputs ignored
             if e.tape != NULL:
                 tape_skip(e.tape, a)
             continue
