@@ -35,7 +35,8 @@ from sparseprop._core._tree cimport (Tree, TreeLeaf, tree_init, tree_free, tree_
 from sparseprop._core._rng cimport draw_targets, target_set_words, next64, bounded
 from sparseprop._core._memory cimport big_alloc
 from sparseprop._core._models cimport (BoundModel, LIFModel, QIFModel, QIFPhaseModel, TableModel, MixedModel,
-                                       model_t, model_begin_spike, model_input, model_key, model_reset,
+                                       qif_phase_input_pair, model_t, model_begin_spike, model_input,
+                                       model_key, model_reset,
                                        model_elapsed, model_renorm_due, model_renorm, model_renorm_state,
                                        model_advance, model_clock_at, LIF_MAX_ADVANCE, QIF_RENORM_SHIFT,
                                        MODEL_LIF, MODEL_QIF_TIME, MODEL_QIF_PHASE, MODEL_TABLE, MODEL_MIXED)
@@ -516,7 +517,8 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
     it is at threshold when its turn comes, so same-instant inputs are summed (as NEST does)."""
     cdef Py_ssize_t a
     cdef id_t i, held = -1
-    cdef double s, key, held_key = 0.0
+    cdef double s, key, held_key = 0.0, s_next = 0.0
+    cdef bint have_next = False
     # Software pipeline over the targets' random memory: slots PF_SLOT ahead, queue nodes
     # PF_NODE ahead (a heap position comes from the slot fetched earlier). The queue update of a
     # target runs one target behind its model arithmetic, so that the two overlap (a long input
@@ -535,10 +537,23 @@ cdef inline void deliver(model_t* m, queue_t* q, Core* e, double clock, const id
             if e.tape != NULL:
                 tape_skip(e.tape, a)
             continue
-        if model_t is QIFModel or model_t is TableModel:
-            if e.tape != NULL:
-                tape_pre(e.tape, e.slots[i].payload)     # QIF/table backward: pre-input states
-        s = model_input(m, i, e.slots[i].payload, clock, wp[a])
+        if model_t is QIFPhaseModel:
+            # QIF's input map is long: two targets share one 2-wide vector when the next is another
+            # neuron and not refractory; the second one's result waits in s_next for its turn
+            if have_next:
+                s = s_next
+                have_next = False
+            elif a + 1 < nt and tg[a + 1] != i and not queue_flag(q, tg[a + 1]):
+                qif_phase_input_pair(m, e.slots[i].payload, e.slots[tg[a + 1]].payload, clock, wp[a],
+                                     wp[a + 1], &s, &s_next)
+                have_next = True
+            else:
+                s = model_input(m, i, e.slots[i].payload, clock, wp[a])
+        else:
+            if model_t is QIFModel or model_t is TableModel:
+                if e.tape != NULL:
+                    tape_pre(e.tape, e.slots[i].payload)     # QIF/table backward: pre-input states
+            s = model_input(m, i, e.slots[i].payload, clock, wp[a])
         e.slots[i].payload = s
         key = model_key(m, i, s, clock)
         if held >= 0:

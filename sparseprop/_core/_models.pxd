@@ -132,14 +132,95 @@ ctypedef struct MixedModel:
     const MixedParams* p
 
 
+cdef extern from *:
+    """
+    /* QIF phase input for two targets at once (QIFPhaseModel; the maths: qif_phase_input_pair's
+       docstring). A single target runs it with both lanes equal, so a neuron's result never
+       depends on whether it shared the vector with another. k: QIFPhaseModel.lanes, each value
+       twice: cx, cy, ux, uy, mid, late, scale. SSE2 (every x86-64); elsewhere, or built with
+       SPARSEPROP_DEFINE=SPARSEPROP_QIF_SCALAR, the lanes in turn (the same bits). */
+    enum { SPARSEPROP_QIF_LANES = 14 };
+    #if defined(__SSE2__) && !defined(SPARSEPROP_QIF_SCALAR)
+    #include <emmintrin.h>
+    static inline void sparseprop_qif_phase_input2(const double* k, double s0, double s1, double w0,
+                                                   double w1, double clock, double* out0, double* out1)
+    {
+        const __m128d sign = _mm_set1_pd(-0.0), one = _mm_set1_pd(1.0), c = _mm_set1_pd(clock);
+        const __m128d mid = _mm_loadu_pd(k + 8);
+        __m128d s = _mm_set_pd(s1, s0);
+        __m128d h = _mm_sub_pd(s, mid);
+        __m128d x = _mm_sub_pd(_mm_andnot_pd(sign, h), one);
+        __m128d y = _mm_sub_pd(one, _mm_andnot_pd(sign, _mm_add_pd(one, h)));
+        __m128d ry = _mm_sub_pd(_mm_mul_pd(_mm_loadu_pd(k), y), _mm_mul_pd(_mm_loadu_pd(k + 2), x));
+        __m128d acts = _mm_cmpgt_pd(ry, _mm_set1_pd(1e-12));
+        __m128d p, now;
+        ry = _mm_mul_pd(ry, _mm_mul_pd(_mm_set_pd(w1, w0), _mm_loadu_pd(k + 12)));
+        x = _mm_add_pd(x, _mm_mul_pd(ry, _mm_loadu_pd(k + 4)));
+        y = _mm_add_pd(y, _mm_mul_pd(ry, _mm_loadu_pd(k + 6)));
+        p = _mm_add_pd(one, _mm_div_pd(x, _mm_add_pd(_mm_andnot_pd(sign, x), _mm_andnot_pd(sign, y))));
+        p = _mm_sub_pd(mid, _mm_or_pd(_mm_andnot_pd(sign, p), _mm_and_pd(sign, y)));
+        now = _mm_or_pd(_mm_cmple_pd(p, c), _mm_cmpgt_pd(p, _mm_loadu_pd(k + 10)));
+        p = _mm_or_pd(_mm_and_pd(now, c), _mm_andnot_pd(now, p));
+        p = _mm_or_pd(_mm_and_pd(acts, p), _mm_andnot_pd(acts, s));
+        _mm_storel_pd(out0, p);
+        _mm_storeh_pd(out1, p);
+    }
+    #else
+    #include <math.h>
+    static inline double sparseprop_qif_phase_input1(const double* k, double s, double w, double clock)
+    {
+        double h = s - k[8], x = fabs(h) - 1.0, y = 1.0 - fabs(1.0 + h), ry = k[0] * y - k[2] * x, p;
+        if (!(ry > 1e-12))
+            return s;
+        ry *= w * k[12];
+        x += ry * k[4];
+        y += ry * k[6];
+        p = k[8] - copysign(1.0 + x / (fabs(x) + fabs(y)), y);
+        return (p <= clock || p > k[10]) ? clock : p;
+    }
+    static inline void sparseprop_qif_phase_input2(const double* k, double s0, double s1, double w0,
+                                                   double w1, double clock, double* out0, double* out1)
+    {
+        *out0 = sparseprop_qif_phase_input1(k, s0, w0, clock);
+        *out1 = sparseprop_qif_phase_input1(k, s1, w1, clock);
+    }
+    #endif
+    """
+    enum: QIF_LANES "SPARSEPROP_QIF_LANES"
+    void qif_phase_input2 "sparseprop_qif_phase_input2"(const double* k, double s0, double s1, double w0,
+                                                       double w1, double clock, double* out0,
+                                                       double* out1) noexcept nogil
+
+
 ctypedef struct QIFPhaseModel:
     double inv_sqrt_drive
     double tau_per_clock  # tau per unit of phase theta, 1/(2 sqrt(I))
-    # scratch set by model_begin_spike, in the frame Q of the clock's quadrant (the global frame
-    # turned back by whole quarter turns, so that diamond angles there are the keys' minus an
-    # integer): the clock's direction c = (cx, cy), u = c/|c|^2, mid = the key of Q's half turn,
-    # late = a key past any reachable one (mid + 1.5: angle 3.5 in Q, i.e. rounded behind the clock)
-    double cx, cy, ux, uy, mid, late
+    # scratch set by model_begin_spike, each value twice (the lanes of a 2-wide vector), in the frame
+    # Q of the clock's quadrant (the global frame turned back by whole quarter turns, so that
+    # diamond angles there are the keys' minus an integer): the clock's direction c = (cx, cy),
+    # u = c/|c|^2, mid = the key of Q's half turn, late = a key past any reachable one (mid + 1.5:
+    # angle 3.5 in Q, i.e. rounded behind the clock), scale = 1/sqrt(I)
+    double lanes[QIF_LANES]
+
+
+cdef inline void qif_phase_input_pair(const QIFPhaseModel* m, double s0, double s1, double clock,
+                                      double w0, double w1, double* out0, double* out1) noexcept nogil:
+    """Inputs w0, w1 to two different neurons with states s0, s1, as model_input does for one
+    (which calls this with both lanes equal, so that there is one formula).
+
+    Keys lie in [clock, clock + 2], so their diamond angles in frame Q lie in [0, 3): no
+    wrap-around and no quadrant to find. With h = angle - 2 in [-2, 1), the direction of the next
+    spike's half-phase is v = (|h| - 1, 1 - |1 + h|) (|x| + |y| = 1), and back:
+    h = -copysign(1 + x/(|x| + |y|), y). Both are branch-free.
+    In the clock's frame v ~ (cos, sin) of the remaining half-phase r/2 in (0, pi], and
+    cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear v -> v + w' ry c/|c|^2, ry = c x v,
+    which keeps v in the half plane left of c.
+    - ry <= 1e-12 (or NaN): within ~1e-12 of reset (V = -inf) or of threshold, where an input moves
+      the phase by ~w ry^2, nothing: the state is kept. (Rounding of s can put a reset a hair past
+      the half turn, ry < 0, where the shear would read "about to fire".)
+    - a new key at or behind the clock (<= clock, or past `late`): rounded onto the clock, fires now.
+    """
+    qif_phase_input2(m.lanes, s0, s1, w0, w1, clock, out0, out1)
 
 
 ctypedef struct TableModel:
@@ -190,17 +271,25 @@ cdef inline double diamond_to_angle(double key) noexcept nogil:
 
 
 cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
-    cdef double p, f, inv_norm2
+    cdef double p, f, cx, cy, inv_norm2
+    cdef double values[7]
+    cdef int a
     if model_t is QIFPhaseModel:
         p = floor(clock)                           # clock - p: the clock's diamond angle in frame Q
         f = clock - p
-        m.cx = 1.0 - f
-        m.cy = f
-        inv_norm2 = 1.0 / (m.cx * m.cx + m.cy * m.cy)
-        m.ux = m.cx * inv_norm2
-        m.uy = m.cy * inv_norm2
-        m.mid = p + 2.0
-        m.late = p + 3.5
+        cx = 1.0 - f
+        cy = f
+        inv_norm2 = 1.0 / (cx * cx + cy * cy)
+        values[0] = cx
+        values[1] = cy
+        values[2] = cx * inv_norm2
+        values[3] = cy * inv_norm2
+        values[4] = p + 2.0
+        values[5] = p + 3.5
+        values[6] = m.inv_sqrt_drive
+        for a in range(7):
+            m.lanes[2 * a] = values[a]
+            m.lanes[2 * a + 1] = values[a]
 
 
 cdef inline double qif_time_input(const QIFParams* p, double s, double clock, double w) noexcept nogil:
@@ -268,7 +357,7 @@ cdef inline double qif_zero_input(const MixedParams* p, double s, double clock, 
 
 cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double clock,
                                double w) noexcept nogil:
-    cdef double r, h, x0, y0, ry, p
+    cdef double r, p
     cdef bint below
     if model_t is LIFModel:
         return s - w * m.p[i * m.stride].scale * clock
@@ -292,28 +381,7 @@ cdef inline double model_input(const model_t* m, Py_ssize_t i, double s, double 
             m.n_below[0] += 1
         return clock + r
     elif model_t is QIFPhaseModel:
-        # Keys lie in [clock, clock + 2], so their diamond angles in frame Q lie in [0, 3): no
-        # wrap-around and no quadrant to find. With h = angle - 2 in [-2, 1), the direction of the
-        # next spike's half-phase is v = (|h| - 1, 1 - |1 + h|) (|x| + |y| = 1), and back:
-        # h = -copysign(1 + x/(|x| + |y|), y). Both are branch-free.
-        h = s - m.mid
-        x0 = fabs(h) - 1.0
-        y0 = 1.0 - fabs(1.0 + h)
-        # In the clock's frame v ~ (cos, sin) of the remaining half-phase r/2 in (0, pi], and
-        # cot(r/2) = tan(theta/2): the jump by w/sqrt(I) is the shear v -> v + w' ry c/|c|^2,
-        # ry = c x v, which keeps v in the half plane left of c.
-        ry = m.cx * y0 - m.cy * x0
-        if not ry > 1e-12:
-            # within ~1e-12 of reset (V = -inf) or of threshold: an input moves the phase by
-            # ~w ry^2, nothing. (Rounding of s can put a reset a hair past the half turn, ry < 0,
-            # where the shear would read "about to fire".)
-            return s
-        ry *= w * m.inv_sqrt_drive
-        x0 += ry * m.ux
-        y0 += ry * m.uy
-        p = m.mid - copysign(1.0 + x0 / (fabs(x0) + fabs(y0)), y0)
-        if p <= clock or p > m.late:
-            return clock                           # rounded onto (or a hair behind) the clock: fires now
+        qif_phase_input_pair(m, s, s, clock, w, w, &p, &r)
         return p
     else:
         return qif_time_input(&m.p[i * m.stride], s, clock, w)
