@@ -5,7 +5,8 @@ Runs the SparseProp reference network (balanced, inhibitory, procedural fixed ou
 on) for N in {1e3, 1e4, 1e5, 1e6} (1e7 with --big) at K = 100 with all three engines (dense up to
 1e6), for K in {10, 30, 100, 300, 1000} at N = 1e5 (tree), and LIF vs QIF (tree and heap at 1e5 and
 1e6); every configuration is measured in the same process, interleaved over `--repeats` rounds, and
-the median is reported (the machines are shared and noisy).
+the median is reported (the machines are shared and noisy). Compared configurations run next to
+each other in every round, and the summary's ratios are medians of these per-round ratios.
 
     python benchmarks/bench_scaling.py [--quick] [--big] [--out benchmarks/results/scaling.json]
 
@@ -65,14 +66,26 @@ def main(argv=None):
     repeats = 1 if args.quick else args.repeats
 
     ns = [10**3, 10**4, 10**5, 10**6] + ([10**7] if args.big else [])
-    configs = [("lif", n, 100, engine) for engine in ("tree", "heap") for n in ns]
-    configs += [("lif", n, 100, "dense") for n in ns if n <= 10**6]
-    configs += [("lif", 10**5, k, engine) for engine in ("tree", "heap") for k in (10, 30, 300, 1000)]
-    configs += [("qif", n, 100, engine) for engine in ("tree", "heap") for n in (10**5, 10**6)]
+    # configurations that are compared sit next to each other in a round, so that the host's load
+    # drifts as little as possible between the two halves of a ratio
+    configs = []
+    for n in ns:
+        for engine in ("tree", "heap"):
+            configs.append(("lif", n, 100, engine))
+            if n in (10**5, 10**6):
+                configs.append(("qif", n, 100, engine))
+        if n <= 10**6:
+            configs.append(("lif", n, 100, "dense"))
+    configs += [("lif", 10**5, k, engine) for k in (10, 30, 300, 1000) for engine in ("tree", "heap")]
     rows = measure(configs, repeats, args.quick)
+    by_config = {(r["model"], r["n"], r["k"], r["engine"]): r for r in rows}
 
     def get(model, n, k, engine):
-        return next(r["ns_per_spike"] for r in rows if (r["model"], r["n"], r["k"], r["engine"]) == (model, n, k, engine))
+        return by_config[(model, n, k, engine)]["ns_per_spike"]
+
+    def paired(top, bottom):
+        """Median over the rounds of the ratio top/bottom measured side by side in each round."""
+        return statistics.median(a / b for a, b in zip(by_config[top]["samples"], by_config[bottom]["samples"]))
 
     tree = {n: get("lif", n, 100, "tree") for n in ns}
     summary = {
@@ -80,12 +93,15 @@ def main(argv=None):
         "lif_tree_us_per_spike_n1e6": tree[10**6] / 1e3,
         "tree_growth_1e3_to_1e6": tree[10**6] / tree[10**3],
         "heap_growth_1e3_to_1e6": get("lif", 10**6, 100, "heap") / get("lif", 10**3, 100, "heap"),
-        "tree_over_heap": {str(n): tree[n] / get("lif", n, 100, "heap") for n in ns},
-        "tree_over_heap_k_n1e5": {str(k): get("lif", 10**5, k, "tree") / get("lif", 10**5, k, "heap")
+        "tree_over_heap": {str(n): paired(("lif", n, 100, "tree"), ("lif", n, 100, "heap")) for n in ns},
+        "tree_over_heap_k_n1e5": {str(k): paired(("lif", 10**5, k, "tree"), ("lif", 10**5, k, "heap"))
                                   for k in (10, 30, 100, 300, 1000)},
-        "qif_over_lif_n1e5": get("qif", 10**5, 100, "tree") / tree[10**5],
-        "qif_over_lif_n1e6": get("qif", 10**6, 100, "tree") / tree[10**6],
-        "speedup_vs_dense": {str(n): get("lif", n, 100, "dense") / tree[n] for n in ns if n <= 10**6},
+        "qif_over_lif_n1e5": paired(("qif", 10**5, 100, "tree"), ("lif", 10**5, 100, "tree")),
+        "qif_over_lif_n1e6": paired(("qif", 10**6, 100, "tree"), ("lif", 10**6, 100, "tree")),
+        "qif_over_lif_heap_n1e5": paired(("qif", 10**5, 100, "heap"), ("lif", 10**5, 100, "heap")),
+        "qif_over_lif_heap_n1e6": paired(("qif", 10**6, 100, "heap"), ("lif", 10**6, 100, "heap")),
+        "speedup_vs_dense": {str(n): paired(("lif", n, 100, "dense"), ("lif", n, 100, "tree"))
+                             for n in ns if n <= 10**6},
     }
     doc = {"benchmark": "scaling", "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
            "sparseprop": sp.__version__, "repeats": repeats, "quick": args.quick,
