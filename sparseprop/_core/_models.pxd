@@ -237,37 +237,12 @@ ctypedef fused model_t:
     MixedModel
 
 
-cdef extern from *:
-    """
-    static const double sparseprop_quarter_cos[4] = {1.0, 0.0, -1.0, 0.0};
-    static const double sparseprop_quarter_sin[4] = {0.0, 1.0, 0.0, -1.0};
-    """
-    const double* QCOS "sparseprop_quarter_cos"
-    const double* QSIN "sparseprop_quarter_sin"
-
-
-cdef inline double diamond_direction(double key, double* x, double* y) noexcept nogil:
-    """A direction (not normalised) with diamond angle key mod 4; returns key mod 4."""
-    return diamond_direction_from(key - 4.0 * floor(0.25 * key), x, y)
-
-
-cdef inline double diamond_direction_from(double p, double* x, double* y) noexcept nogil:
-    """Direction with diamond angle p in [0, 4) (x = 1 - f, y = f rotated by whole quarter turns)."""
-    cdef int q = <int>p
-    cdef double f = p - q
-    x[0] = QCOS[q] * (1.0 - f) - QSIN[q] * f
-    y[0] = QSIN[q] * (1.0 - f) + QCOS[q] * f
-    return p
-
-
 cdef inline double diamond_to_angle(double key) noexcept nogil:
-    """Unwrapped angle (radians) of an unwrapped diamond key."""
-    cdef double x, y, a
-    cdef double p = diamond_direction(key, &x, &y)
-    a = atan2(y, x)
-    if a < 0.0:
-        a += 6.283185307179586
-    return 6.283185307179586 * floor(0.25 * key) + a
+    """Unwrapped angle (radians) of an unwrapped diamond key: in the frame of its quadrant
+    (floor(key) quarter turns) the direction is (1 - f, f), f = key - floor(key)."""
+    cdef double q = floor(key)
+    cdef double f = key - q
+    return 1.5707963267948966 * q + atan2(f, 1.0 - f)
 
 
 cdef inline void model_begin_spike(model_t* m, double clock) noexcept nogil:
